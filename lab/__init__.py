@@ -1,0 +1,1 @@
+"""The local lab: real servers on loopback for the demo and the tests."""

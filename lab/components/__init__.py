@@ -1,0 +1,1 @@
+"""One module per lab server; each exposes ``start(ctx, state) -> dict``."""
