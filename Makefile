@@ -1,0 +1,87 @@
+# Two commands for a new machine: `make demo` and `make test`. Everything else
+# here is a step of those two.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+LAB_STATE ?= .lab
+COLLECTION_LINK := .collections/ansible_collections/trm/maintenance
+SANITY_ROOT := build/sanity/ansible_collections/trm/maintenance
+PYTEST_ARGS ?=
+SANITY_ARGS ?=
+
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: help demo test venv lab-deps lab-up lab-down lab-status sanity lint unit \
+	integration changelog-lint clean
+
+help:
+	@echo "make demo   start the local lab, run the daily checks, print the report"
+	@echo "make test   sanity, lint, unit and integration tests (starts its own lab)"
+
+$(PY): requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	@touch $(PY)
+
+venv: $(PY) $(COLLECTION_LINK)
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $(COLLECTION_LINK))
+	ln -sfn ../../.. $(COLLECTION_LINK)
+
+lab-deps:
+	./scripts/install-os-packages.sh
+
+lab-up: venv lab-deps
+	$(PY) -m lab --state-dir $(LAB_STATE) up
+
+lab-down:
+	@if [ -x $(PY) ]; then $(PY) -m lab --state-dir $(LAB_STATE) down; fi
+
+lab-status: venv
+	$(PY) -m lab --state-dir $(LAB_STATE) status
+
+demo: venv lab-deps
+	@$(PY) -m lab --state-dir $(LAB_STATE) up; \
+	$(BIN)/ansible-playbook playbooks/daily.yml -i inventories/lab; rc=$$?; \
+	$(PY) -m lab --state-dir $(LAB_STATE) down; \
+	report=$$(ls -td reports/*-daily 2>/dev/null | head -n 1); \
+	if [ -n "$$report" ]; then \
+	  echo; echo "== Maintenance log: $$report/maintenance-log.md"; echo; \
+	  cat "$$report/maintenance-log.md"; \
+	  echo; echo "Also in $$report: maintenance-log.json, junit.xml, maintenance-log.html"; \
+	fi; \
+	exit $$rc
+
+test: venv lab-deps sanity lint changelog-lint unit integration
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+changelog-lint: venv
+	$(BIN)/antsibull-changelog lint
+
+unit: venv
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: venv lab-deps
+	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
+
+# ansible-test needs the collection under ansible_collections/<namespace>/<name>;
+# it gets a clean copy of the files git knows (tracked or not ignored).
+sanity: venv
+	rm -rf build/sanity
+	mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard \
+	  | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/ 2>/dev/null || true
+	cd $(SANITY_ROOT) && git init -q && git add -A >/dev/null 2>&1 && \
+	  $(CURDIR)/$(BIN)/ansible-test sanity --venv \
+	  --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+	  $(SANITY_ARGS)
+
+clean: lab-down
+	rm -rf build .collections .pytest_cache reports
