@@ -1,0 +1,141 @@
+"""The daily playbook end to end against the whole lab.
+
+The lab plants one problem for the daily checks: the application's 5xx share is
+1.5%, above the guide's 1% and under its 2%, so the error rate is a warning and
+everything else is ok. The last tests stop Redis and Prometheus to rehearse an
+outage; they run last in this module because they break the shared lab.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lab.orchestrator import stop_component
+from tests.integration.conftest import lab_inventory
+
+
+@dataclass
+class DailyRun:
+    """One run of the daily playbook and the report it wrote."""
+
+    rc: int
+    output: str
+    folder: Path
+    report: dict
+
+
+def _run_daily(ansible, full_lab, tmp_path: Path, *extra: str) -> DailyRun:
+    inventory = lab_inventory(full_lab, tmp_path)
+    reports = tmp_path / "reports"
+    run = ansible.playbook(
+        "playbooks/daily.yml",
+        "-i",
+        str(inventory),
+        "-e",
+        f"report_dir={reports}",
+        *extra,
+    )
+    folders = sorted(reports.glob("*-daily"))
+    assert len(folders) == 1, run.stdout + run.stderr
+    report = json.loads((folders[0] / "maintenance-log.json").read_text())
+    return DailyRun(run.rc, run.stdout + run.stderr, folders[0], report)
+
+
+def _findings(report: dict) -> dict:
+    return {
+        (entry["section"], check["name"]): check
+        for entry in report["entries"]
+        for check in entry.get("checks", [])
+    }
+
+
+def test_daily_run_flags_the_planted_error_rate_and_nothing_else(
+    ansible, full_lab, tmp_path
+):
+    daily = _run_daily(ansible, full_lab, tmp_path)
+    assert daily.rc == 0, daily.output
+    findings = _findings(daily.report)
+    error_rate = findings[("Platform metrics", "error_rate_pct")]
+    assert error_rate["status"] == "warning"
+    assert error_rate["value"] == pytest.approx(1.5, abs=0.05)
+    not_ok = {key for key, check in findings.items() if check["status"] != "ok"}
+    assert not_ok == {("Platform metrics", "error_rate_pct")}
+    assert findings[("Application health", "api")]["status_code"] == 200
+    assert daily.report["status"] == "warning"
+
+
+def test_daily_markdown_follows_the_guide_template(ansible, full_lab, tmp_path):
+    daily = _run_daily(ansible, full_lab, tmp_path)
+    markdown = (daily.folder / "maintenance-log.md").read_text()
+    for heading in (
+        "## Tasks Completed",
+        "## Issues Found",
+        "## Next Actions",
+        "## Notes",
+    ):
+        assert heading in markdown
+    assert "**Type:** Daily" in markdown
+    assert "- [x] Check the API health endpoints" in markdown
+    assert "Error rate" in markdown.split("## Issues Found")[1]
+
+
+def test_daily_junit_has_a_failure_for_the_warning_only(ansible, full_lab, tmp_path):
+    daily = _run_daily(ansible, full_lab, tmp_path)
+    root = ET.parse(daily.folder / "junit.xml").getroot()
+    failures = [
+        case.get("name")
+        for case in root.iter("testcase")
+        if case.find("failure") is not None
+    ]
+    assert failures == ["error_rate_pct"]
+
+
+def test_no_lab_secret_reaches_any_report_file(ansible, full_lab, tmp_path):
+    daily = _run_daily(ansible, full_lab, tmp_path, "-v")
+    secrets = [
+        full_lab["servers"]["redis"]["password"],
+        full_lab["servers"]["s3"]["secret_key"],
+    ]
+    for path in daily.folder.iterdir():
+        text = path.read_text()
+        assert not [secret for secret in secrets if secret in text], path.name
+
+
+def test_fail_on_warning_turns_the_run_red_and_still_writes_the_report(
+    ansible, full_lab, tmp_path
+):
+    daily = _run_daily(ansible, full_lab, tmp_path, "-e", "maintenance_fail_on=warning")
+    assert daily.rc != 0
+    assert daily.report["status"] == "warning"
+    assert "Error rate" in daily.output
+
+
+def test_stopped_redis_makes_the_health_check_critical(ansible, full_lab, tmp_path):
+    stop_component(Path(full_lab["state_dir"]), "redis")
+    daily = _run_daily(ansible, full_lab, tmp_path)
+    api = _findings(daily.report)[("Application health", "api")]
+    assert api["status"] == "critical"
+    assert api["status_code"] == 503
+    assert "redis" in api["message"].lower()
+    assert daily.rc != 0  # critical reaches the default maintenance_fail_on
+
+
+def test_stopped_prometheus_makes_metrics_unknown_and_the_report_complete(
+    ansible, full_lab, tmp_path
+):
+    stop_component(Path(full_lab["state_dir"]), "prometheus")
+    daily = _run_daily(ansible, full_lab, tmp_path)
+    metrics = {
+        name: check
+        for (section, name), check in _findings(daily.report).items()
+        if section == "Platform metrics"
+    }
+    assert {check["status"] for check in metrics.values()} == {"unknown"}
+    assert all("connect" in check["message"].lower() for check in metrics.values())
+    assert (daily.folder / "maintenance-log.html").exists()
+    assert (daily.folder / "junit.xml").exists()
