@@ -95,12 +95,19 @@ class EndpointServer(TLSThreadingMixIn, socketserver.TCPServer):
         super().__init__((host, endpoint["port"]), PlainAnswer)
 
 
+def _serving_thread(server: socketserver.BaseServer) -> threading.Thread:
+    """A daemon thread serving ``server``; a short poll makes shutdown quick."""
+    return threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    )
+
+
 def serve_until_signalled(servers: list[socketserver.BaseServer]) -> None:
     """Serve every server in a thread until SIGTERM or SIGINT, then shut down."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    threads = [_serving_thread(server) for server in servers]
     for thread in threads:
         thread.start()
 

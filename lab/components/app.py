@@ -216,7 +216,12 @@ def write_history(path: Path, anchor: datetime) -> dict:
 def _anchor(state: dict) -> datetime:
     """The lab's "now": ``state["now"]`` (ISO, UTC) when set, else the clock."""
     raw = state.get("now")
-    when = datetime.fromisoformat(raw) if raw else datetime.now(timezone.utc)
+    # Before Python 3.11, fromisoformat() rejects the "Z" suffix.
+    when = (
+        datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if raw
+        else datetime.now(timezone.utc)
+    )
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     when = when.astimezone(timezone.utc)
