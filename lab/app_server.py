@@ -277,7 +277,9 @@ class LiveLog(threading.Thread):
         while not self.stop.wait(self.interval):
             when = self.now()
             count = self.rng.randint(1, 3)
-            lines = [format_line(when, request_message(self.rng)) for _ in range(count)]
+            lines = [
+                format_line(when, request_message(self.rng)) for _unused in range(count)
+            ]
             with self.path.open("a") as handle:
                 handle.write("".join(lines))
 

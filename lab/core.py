@@ -54,7 +54,7 @@ def wait_for_port(
 def pid_alive(pid: int) -> bool:
     """Tell whether process ``pid`` exists and is not a zombie."""
     try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
+        waited, _unused = os.waitpid(pid, os.WNOHANG)
         if waited == pid:
             return False
     except ChildProcessError:

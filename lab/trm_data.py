@@ -242,7 +242,7 @@ class _Maker:
             # A second away from the window edges, so $gte and $gt agree.
             times += [
                 self.ago(window + 1 / 86400, window + 1 - 1 / 86400)
-                for _ in range(count)
+                for _unused in range(count)
             ]
         return sorted(times)
 
@@ -255,7 +255,7 @@ class _Maker:
 
     def users(self) -> list[dict]:
         """Return the users: old accounts and the last days' registrations."""
-        old = [self.ago(HISTORY_DAYS, 730) for _ in range(OLD_USERS)]
+        old = [self.ago(HISTORY_DAYS, 730) for _unused in range(OLD_USERS)]
         times = sorted(old + self.daily_times("users", HISTORY_DAYS))
         users = [self.user(number, created) for number, created in enumerate(times)]
         self.promote_admins(users)
@@ -297,8 +297,8 @@ class _Maker:
 
     def jobs(self) -> list[dict]:
         """Return job postings of 120 companies, older ones mostly closed."""
-        companies = [self.oid(self.ago(400, 900)) for _ in range(COMPANIES)]
-        old = [self.ago(HISTORY_DAYS, 180) for _ in range(OLD_JOBS)]
+        companies = [self.oid(self.ago(400, 900)) for _unused in range(COMPANIES)]
+        old = [self.ago(HISTORY_DAYS, 180) for _unused in range(OLD_JOBS)]
         return [
             {
                 "_id": self.oid(created),

@@ -196,7 +196,7 @@ def count_window(events: list[tuple[datetime, str, str]], since: datetime) -> di
     """Count lines per category from ``since`` on; error kinds separately."""
     counts: Counter[str] = Counter(dict.fromkeys(CATEGORIES, 0))
     kinds: Counter[str] = Counter()
-    for when, category, _ in events:
+    for when, category, _unused in events:
         if when < since:
             continue
         counts["total"] += 1
@@ -209,7 +209,7 @@ def count_window(events: list[tuple[datetime, str, str]], since: datetime) -> di
 def write_history(path: Path, anchor: datetime) -> dict:
     """Write the log history ending at ``anchor``; return the last 24 hours' counts."""
     events = history_events(anchor)
-    path.write_text("".join(format_line(when, text) for when, _, text in events))
+    path.write_text("".join(format_line(when, text) for when, _unused, text in events))
     return count_window(events, anchor - WINDOW)
 
 

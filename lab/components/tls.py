@@ -89,7 +89,7 @@ def start(ctx: LabContext, state: dict) -> dict:
     """Issue the lab certificates, start the TLS server and return its record."""
     folder = ctx.path("tls", "ca.pem").parent
     now = pki.utc_now()
-    _, intermediate, ca_file = _make_authority(folder)
+    _unused, intermediate, ca_file = _make_authority(folder)
     endpoints = _issue_endpoints(folder, intermediate, now)
     app_leaf = _issue(intermediate, APP_LIFETIME, now)
     app = pki.write_leaf(folder, "app", app_leaf, intermediate.cert)

@@ -254,7 +254,7 @@ def test_s3_record_lists_eight_daily_backups(s3_record):
 
 
 def test_bucket_holds_both_files_of_every_collection_per_day(bucket):
-    _, sizes = bucket
+    _unused, sizes = bucket
     wanted = {
         f"mongodb/{day}/trm/{name}{kind}"
         for day in BACKUP_DAYS
@@ -267,7 +267,7 @@ def test_bucket_holds_both_files_of_every_collection_per_day(bucket):
 
 
 def test_every_backup_is_above_one_megabyte_and_grows(s3_record, bucket):
-    _, sizes = bucket
+    _unused, sizes = bucket
     totals = {
         day: sum(size for key, size in sizes.items() if key.split("/")[1] == day)
         for day in BACKUP_DAYS
@@ -281,7 +281,7 @@ def test_every_backup_is_above_one_megabyte_and_grows(s3_record, bucket):
 
 @pytest.mark.parametrize("day", ["20250309", "20250302"])
 def test_bson_dump_decodes_to_the_recorded_documents(s3_record, bucket, day):
-    client, _ = bucket
+    client, _unused = bucket
     backup = s3_record["backups"][day]
     taken = datetime.fromisoformat(backup["timestamp"]).replace(tzinfo=None)
     for name in trm_data.COLLECTIONS:
@@ -302,7 +302,7 @@ def test_oldest_backup_lacks_the_last_week(s3_record):
 
 
 def test_backup_matches_the_live_collection(trm, s3_record, bucket):
-    client, _ = bucket
+    client, _unused = bucket
     raw = gzip.decompress(_get(client, s3_record, "mongodb/20250305/trm/users.bson.gz"))
     dumped = bson.decode_all(raw)
     taken = datetime.fromisoformat(s3_record["backups"]["20250305"]["timestamp"])
@@ -314,7 +314,7 @@ def test_backup_matches_the_live_collection(trm, s3_record, bucket):
 
 
 def test_metadata_json_describes_the_collection(s3_record, bucket):
-    client, _ = bucket
+    client, _unused = bucket
     for name in trm_data.COLLECTIONS:
         key = f"mongodb/20250309/trm/{name}.metadata.json.gz"
         metadata = json_util.loads(gzip.decompress(_get(client, s3_record, key)))
@@ -327,7 +327,7 @@ def test_metadata_json_describes_the_collection(s3_record, bucket):
 
 
 def test_objects_carry_a_sha256_checksum(s3_record, bucket):
-    client, _ = bucket
+    client, _unused = bucket
     key = "mongodb/20250303/trm/jobs.bson.gz"
     body = _get(client, s3_record, key)
 

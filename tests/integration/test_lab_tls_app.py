@@ -93,7 +93,7 @@ def _start_redis(ctx: LabContext, pids: list[int]) -> dict:
 @pytest.fixture
 def app_lab(lab, pids):
     """The application with a real Redis and no MongoDB record."""
-    ctx, tls_record, _ = lab
+    ctx, tls_record, _unused = lab
     redis_record = _start_redis(ctx, pids)
     servers = {"tls": tls_record, "redis": redis_record}
     started = time.monotonic()
@@ -188,7 +188,7 @@ def test_tls_silent_client_does_not_block_others(lab):
 
 def test_tls_record_files_and_key_modes(lab):
     """The record points at the served leaves; keys are readable by the owner only."""
-    _, record, elapsed = lab
+    _unused, record, elapsed = lab
     assert record["host"] == LOOPBACK
     assert sorted(record["files"]) == ["expired", "expiring", "valid"]
     leaf = x509.load_pem_x509_certificate(Path(record["files"]["valid"]).read_bytes())
@@ -238,7 +238,7 @@ def test_app_needs_tls_record(tmp_path):
 
 def test_app_health_is_healthy_with_redis_and_no_mongodb(app_lab):
     """Redis answers PING; MongoDB, not configured, does not count against health."""
-    record, _, elapsed = app_lab
+    record, _unused, elapsed = app_lab
     status, body = _https_get(record, "/health")
     document = json.loads(body)
 
@@ -253,7 +253,7 @@ def test_app_health_is_healthy_with_redis_and_no_mongodb(app_lab):
 
 def test_app_health_turns_unhealthy_when_redis_stops(app_lab):
     """Once redis-server is gone, /health answers 503 naming Redis, within 2 s."""
-    record, redis_record, _ = app_lab
+    record, redis_record, _unused = app_lab
     stop_pid(redis_record["pids"][0])
     started = time.monotonic()
     status, body = _https_get(record, "/health")
@@ -269,7 +269,7 @@ def test_app_health_turns_unhealthy_when_redis_stops(app_lab):
 
 def test_app_health_reports_wrong_redis_password(lab, pids):
     """A rejected password is a failing check whose text never shows the password."""
-    ctx, tls_record, _ = lab
+    ctx, tls_record, _unused = lab
     redis_record = _start_redis(ctx, pids)
     wrong = {**redis_record, "password": secrets.token_hex(16)}
     record = app.start(ctx, {"servers": {"tls": tls_record, "redis": wrong}})
@@ -298,7 +298,7 @@ def test_app_metrics_error_share_is_planted_rate(app_lab):
     record = app_lab[0]
     status, first = _https_get(record, "/metrics")
     time.sleep(1.1)
-    _, second = _https_get(record, "/metrics")
+    _unused, second = _https_get(record, "/metrics")
 
     errors_before, total_before = _request_totals(first.decode())
     errors_after, total_after = _request_totals(second.decode())
@@ -311,7 +311,7 @@ def test_app_metrics_error_share_is_planted_rate(app_lab):
 
 def test_app_metrics_expose_histogram_and_payment_failures(app_lab):
     """The duration histogram and the payment failure counter are exposed."""
-    _, body = _https_get(app_lab[0], "/metrics")
+    _unused, body = _https_get(app_lab[0], "/metrics")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
 
     assert families["http_request_duration_seconds"].type == "histogram"
@@ -351,13 +351,15 @@ def test_app_log_counts_match_record(app_lab):
     assert {name: counts.get(name, 0) for name in expected} == expected
     assert record["log_counts_24h"]["total"] == len(inside)
     assert record["log_counts_24h"]["cron_cleanup_sessions_completed"] == 24
-    assert [when for when, _ in entries] == sorted(when for when, _ in entries)
+    assert [when for when, _unused in entries] == sorted(
+        when for when, _unused in entries
+    )
     assert entries[0][0] >= until - app.HISTORY
 
 
 def test_app_log_anchored_on_state_now(lab, pids, tmp_path):
     """``state["now"]`` anchors the history; logs go to the k8s stand-in's folder."""
-    ctx, tls_record, _ = lab
+    ctx, tls_record, _unused = lab
     logs_dir = tmp_path / "pod-logs"
     state = {
         "now": "2025-03-04T12:00:00Z",
@@ -375,7 +377,7 @@ def test_app_log_anchored_on_state_now(lab, pids, tmp_path):
 
 def test_app_log_is_deterministic_and_free_of_secrets(app_lab, tmp_path):
     """The same anchor gives the same history; no password appears in the log."""
-    record, redis_record, _ = app_lab
+    record, redis_record, _unused = app_lab
     anchor = datetime(2025, 3, 4, 12, 0, tzinfo=timezone.utc)
     first = app.write_history(tmp_path / "a.log", anchor)
     second = app.write_history(tmp_path / "b.log", anchor)
