@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 LAB_STATE ?= .lab
 COLLECTION_LINK := .collections/ansible_collections/trm/maintenance
-SANITY_ROOT := build/sanity/ansible_collections/trm/maintenance
+SANITY_BASE ?= build/sanity
+SANITY_ROOT := $(SANITY_BASE)/ansible_collections/trm/maintenance
 PYTEST_ARGS ?=
 SANITY_ARGS ?=
 
@@ -74,7 +75,7 @@ integration: venv lab-deps
 # ansible-test needs the collection under ansible_collections/<namespace>/<name>;
 # it gets a clean copy of the files git knows (tracked or not ignored).
 sanity: venv
-	rm -rf build/sanity
+	rm -rf $(SANITY_BASE)
 	mkdir -p $(SANITY_ROOT)
 	git ls-files -z --cached --others --exclude-standard \
 	  | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/ 2>/dev/null || true
