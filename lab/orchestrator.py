@@ -86,7 +86,9 @@ def _refuse_if_running(state_dir: Path) -> None:
 def down(state_dir: Path, *, quiet: bool = False) -> None:
     """Stop every recorded server by its process id, newest first."""
     state = load_state(state_dir)
-    for name in reversed(list(state["servers"])):
+    known = [name for name in COMPONENTS if name in state["servers"]]
+    others = [name for name in state["servers"] if name not in COMPONENTS]
+    for name in reversed(known + others):
         _stop_record(name, state["servers"][name], quiet=quiet)
     state["servers"] = {}
     save_state(state_dir, state)

@@ -383,9 +383,9 @@ content:
     markdown: "# Maintenance Log - 2024-05-06\n..."
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trm.maintenance.plugins.module_utils import (  # noqa: E402
+from ansible_collections.trm.maintenance.plugins.module_utils import (
     errors,
     report,
     report_render,

@@ -50,7 +50,7 @@ def _findings(report: dict) -> dict:
     return {
         (entry["section"], check["name"]): check
         for entry in report["entries"]
-        for check in entry.get("checks", [])
+        for check in entry.get("findings", [])
     }
 
 
