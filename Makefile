@@ -46,14 +46,16 @@ lab-status: venv
 	$(PY) -m lab --state-dir $(LAB_STATE) status
 
 demo: venv lab-deps
-	@$(PY) -m lab --state-dir $(LAB_STATE) up; \
-	$(BIN)/ansible-playbook playbooks/daily.yml -i inventories/lab; rc=$$?; \
+	@rc=0; $(PY) -m lab --state-dir $(LAB_STATE) up || rc=$$?; \
+	if [ $$rc -eq 0 ]; then \
+	  $(BIN)/ansible-playbook playbooks/daily.yml -i inventories/lab || rc=$$?; \
+	  report=$$(ls -td reports/*-daily 2>/dev/null | head -n 1); \
+	fi; \
 	$(PY) -m lab --state-dir $(LAB_STATE) down; \
-	report=$$(ls -td reports/*-daily 2>/dev/null | head -n 1); \
 	if [ -n "$$report" ]; then \
 	  echo; echo "== Maintenance log: $$report/maintenance-log.md"; echo; \
-	  cat "$$report/maintenance-log.md"; \
-	  echo; echo "Also in $$report: maintenance-log.json, junit.xml, maintenance-log.html"; \
+	  cat "$$report/maintenance-log.md"; echo; \
+	  echo "Also in $$report: maintenance-log.json, junit.xml, maintenance-log.html"; \
 	fi; \
 	exit $$rc
 

@@ -99,6 +99,11 @@ class LabContext:
     state_dir: Path
     python: str = field(default=sys.executable)
 
+    def __post_init__(self) -> None:
+        # Servers run with the state folder as their working directory, so
+        # every path handed to them must be absolute.
+        self.state_dir = Path(self.state_dir).resolve()
+
     def path(self, *parts: str) -> Path:
         """Return a path under the state folder, creating its parent folders."""
         target = self.state_dir.joinpath(*parts)

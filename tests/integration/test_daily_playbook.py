@@ -9,6 +9,7 @@ outage; they run last in this module because they break the shared lab.
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,12 @@ def _findings(report: dict) -> dict:
     }
 
 
+def _disk_usage_pct(mountpoint: str) -> float:
+    """Used space as node-exporter reports it: 1 - avail / size."""
+    stats = os.statvfs(mountpoint)
+    return 100 * (1 - stats.f_bavail / stats.f_blocks)
+
+
 def test_daily_run_flags_the_planted_error_rate_and_nothing_else(
     ansible, full_lab, tmp_path
 ):
@@ -63,10 +70,40 @@ def test_daily_run_flags_the_planted_error_rate_and_nothing_else(
     error_rate = findings[("Platform metrics", "error_rate_pct")]
     assert error_rate["status"] == "warning"
     assert error_rate["value"] == pytest.approx(1.5, abs=0.05)
-    not_ok = {key for key, check in findings.items() if check["status"] != "ok"}
-    assert not_ok == {("Platform metrics", "error_rate_pct")}
-    assert findings[("Application health", "api")]["status_code"] == 200
+    api = findings[("Application health", "api")]
+    assert (api["status"], api["status_code"]) == ("ok", 200)
     assert daily.report["status"] == "warning"
+
+
+def test_daily_disk_usage_matches_the_filesystem(ansible, full_lab, tmp_path):
+    # The lab's node-exporter reports this machine's real disks, so the
+    # expected figure comes from statvfs, not from a constant.
+    daily = _run_daily(ansible, full_lab, tmp_path)
+    disks = {
+        name: check
+        for (section, name), check in _findings(daily.report).items()
+        if name.startswith("disk_usage_pct")
+    }
+    root = next(check for name, check in disks.items() if 'mountpoint="/"' in name)
+    expected = _disk_usage_pct("/")
+    assert root["value"] == pytest.approx(expected, abs=0.5)
+    status = "ok" if expected <= 80 else "warning" if expected <= 90 else "critical"
+    assert root["status"] == status
+
+
+def test_a_failing_task_is_in_the_report_and_fails_the_run(ansible, full_lab, tmp_path):
+    daily = _run_daily(
+        ansible,
+        full_lab,
+        tmp_path,
+        "-e",
+        '{"platform_health_prometheus_url": "{{ undefined_thing }}"}',
+    )
+    assert daily.rc != 0
+    failed = [e for e in daily.report["entries"] if e["section"] == "Failed tasks"]
+    assert len(failed) == 1
+    assert "'undefined_thing' is undefined" in failed[0]["findings"][0]["message"]
+    assert "these tasks failed" in daily.output
 
 
 def test_daily_markdown_follows_the_guide_template(ansible, full_lab, tmp_path):
