@@ -37,13 +37,13 @@ def test_documented_defaults_equal_the_defaults_file(role):
 
 @pytest.mark.parametrize("role", ROLE_NAMES)
 def test_role_variables_start_with_the_role_name(role):
-    defaults, _ = _load(role)
+    defaults, _unused = _load(role)
     assert [name for name in defaults if not name.startswith(f"{role}_")] == []
 
 
 @pytest.mark.parametrize("role", ROLE_NAMES)
 def test_every_option_has_a_type_and_a_description(role):
-    _, options = _load(role)
+    _unused, options = _load(role)
     incomplete = [
         name
         for name, spec in options.items()
