@@ -652,7 +652,7 @@ def container_status(*, ready: bool, state: dict) -> dict:
         "state": state,
     }
     if ready:
-        status["imageID"] = f"{IMAGE.split(':')[0]}@sha256:{'7e' * 32}"
+        status["imageID"] = f"{IMAGE.split(':', maxsplit=1)[0]}@sha256:{'7e' * 32}"
         status["containerID"] = f"containerd://{uuid.uuid4().hex}{uuid.uuid4().hex}"
     return status
 
