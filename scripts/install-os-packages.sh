@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the OS packages the lab runs (Debian/Ubuntu names) when any is
-# missing: redis-server, Prometheus and the node exporter, and shellcheck for
-# ansible-test sanity.
+# missing: redis-server, Prometheus and the node exporter; shellcheck for
+# ansible-test sanity; Node.js and npm for the dependency review's tests.
 set -euo pipefail
 
-packages=(redis-server prometheus prometheus-node-exporter shellcheck)
-binaries=(redis-server prometheus prometheus-node-exporter shellcheck)
+packages=(redis-server prometheus prometheus-node-exporter shellcheck nodejs npm)
+binaries=(redis-server prometheus prometheus-node-exporter shellcheck node npm)
 
 missing=()
 for i in "${!binaries[@]}"; do
