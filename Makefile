@@ -14,7 +14,9 @@ SANITY_ARGS ?=
 
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help demo test venv lab-deps lab-up lab-down lab-status sanity lint unit \
+BENCH ?= redis tls mongo backup k8s
+
+.PHONY: bench help demo test venv lab-deps lab-up lab-down lab-status sanity lint unit \
 	integration changelog-lint clean
 
 help:
@@ -85,6 +87,12 @@ sanity: venv
 	  $(CURDIR)/$(BIN)/ansible-test sanity --venv \
 	  --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
 	  $(SANITY_ARGS)
+
+# Benchmarks are not tests: each prints a table with ratios against the
+# alternative a user would pick. `make bench BENCH=tls` runs one.
+bench: venv lab-deps
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	@for name in $(BENCH); do echo "== bench/$$name"; $(PY) -m bench.$$name.run || exit 1; done
 
 clean: lab-down
 	rm -rf build .collections .pytest_cache reports

@@ -75,6 +75,20 @@ def test_daily_run_flags_the_planted_error_rate_and_nothing_else(
     assert daily.report["status"] == "warning"
 
 
+def test_daily_business_volumes_flag_the_planted_referrals(ansible, full_lab, tmp_path):
+    daily = _run_daily(ansible, full_lab, tmp_path)
+    expected = full_lab["servers"]["mongodb"]["expected"]
+    volumes = {
+        name: check
+        for (section, name), check in _findings(daily.report).items()
+        if section == "Business metrics"
+    }
+    planted = volumes.pop("referrals")
+    assert (planted["status"], planted["value"]) == ("warning", 22)
+    assert {check["status"] for check in volumes.values()} == {"ok"}
+    assert volumes["registrations"]["value"] == expected["last_24h"]["users"]["count"]
+
+
 def test_daily_disk_usage_matches_the_filesystem(ansible, full_lab, tmp_path):
     # The lab's node-exporter reports this machine's real disks, so the
     # expected figure comes from statvfs, not from a constant.
@@ -121,7 +135,9 @@ def test_daily_markdown_follows_the_guide_template(ansible, full_lab, tmp_path):
     assert "Error rate" in markdown.split("## Issues Found")[1]
 
 
-def test_daily_junit_has_a_failure_for_the_warning_only(ansible, full_lab, tmp_path):
+def test_daily_junit_has_a_failure_for_each_planted_warning(
+    ansible, full_lab, tmp_path
+):
     daily = _run_daily(ansible, full_lab, tmp_path)
     root = ET.parse(daily.folder / "junit.xml").getroot()
     failures = [
@@ -129,7 +145,7 @@ def test_daily_junit_has_a_failure_for_the_warning_only(ansible, full_lab, tmp_p
         for case in root.iter("testcase")
         if case.find("failure") is not None
     ]
-    assert failures == ["error_rate_pct"]
+    assert sorted(failures) == ["error_rate_pct", "referrals"]
 
 
 def test_no_lab_secret_reaches_any_report_file(ansible, full_lab, tmp_path):
