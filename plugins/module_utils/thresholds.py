@@ -24,6 +24,8 @@ Bounds = Tuple[Optional[float], Optional[float]]
 
 def format_value(value: Any, unit: str = "") -> str:
     """Render a number with its unit the way a person writes it."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
     if isinstance(value, float):
         text = f"{value:.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
     elif isinstance(value, int) and not isinstance(value, bool):
