@@ -35,13 +35,20 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+# Key sizes by kind; ``rsa1024`` is too weak for real use and exists so that
+# the certificate checks can be tested against a weak key.
+RSA_KEY_BITS = {"rsa": 2048, "rsa1024": 1024}
+
+
 def new_key(*, kind: str = "ec") -> PrivateKey:
-    """Make a private key: EC P-256 (``ec``) or RSA 2048 (``rsa``)."""
+    """Make a private key: EC P-256 (``ec``), RSA 2048 (``rsa``) or RSA 1024."""
     if kind == "ec":
         return ec.generate_private_key(ec.SECP256R1())
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ValueError(f"Unknown key kind {kind!r}: use 'ec' or 'rsa'")
+    if kind in RSA_KEY_BITS:
+        return rsa.generate_private_key(
+            public_exponent=65537, key_size=RSA_KEY_BITS[kind]
+        )
+    raise ValueError(f"Unknown key kind {kind!r}: use 'ec', 'rsa' or 'rsa1024'")
 
 
 def _name(common_name: str) -> x509.Name:
@@ -184,6 +191,29 @@ def make_leaf(
         .add_extension(_authority_key_id(issuer), critical=False)
     )
     return Issued(builder.sign(issuer.key, hashes.SHA256()), key)
+
+
+def make_self_signed(
+    *,
+    not_before: datetime,
+    not_after: datetime,
+    dns_names: Sequence[str] = ("localhost",),
+    ip_addresses: Sequence[str] = ("127.0.0.1",),
+    key_kind: str = "ec",
+) -> Issued:
+    """Make a self-signed TLS server certificate, as a server without a CA has."""
+    key = new_key(kind=key_kind)
+    name = _name(dns_names[0] if dns_names else ip_addresses[0])
+    builder = (
+        _builder(name, name, key, (not_before, not_after))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_leaf_key_usage(key), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(_subject_alt_names(dns_names, ip_addresses), critical=False)
+    )
+    return Issued(builder.sign(key, hashes.SHA256()), key)
 
 
 def write_certs(path: Path, *certs: x509.Certificate) -> Path:
