@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the OS packages the lab runs (Debian/Ubuntu names) when any is
 # missing: redis-server, Prometheus and the node exporter; shellcheck for
-# ansible-test sanity; Node.js and npm for the dependency review's tests.
+# ansible-test sanity; Node.js and npm for the dependency review's tests; the
+# openssl command for the certificate tests.
 set -euo pipefail
 
-packages=(redis-server prometheus prometheus-node-exporter shellcheck nodejs npm)
-binaries=(redis-server prometheus prometheus-node-exporter shellcheck node npm)
+packages=(redis-server prometheus prometheus-node-exporter shellcheck nodejs npm openssl)
+binaries=(redis-server prometheus prometheus-node-exporter shellcheck node npm openssl)
 
 missing=()
 for i in "${!binaries[@]}"; do
