@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -228,21 +228,24 @@ def test_check_mode_plans_the_restore_test(ansible, lab, tmp_path):
     assert report is None
 
 
-def test_outside_the_window_the_restore_test_refuses(ansible, lab, tmp_path):
-    not_today = (date.today() + timedelta(days=3)).strftime("%a")
+def test_outside_the_window_the_restore_test_is_skipped(ansible, lab, tmp_path):
+    # The shared windows (maintenance_guard) decide; 2026-12-03 11:00 UTC is a
+    # Thursday, outside the guide's Sunday windows.
     variables = {
         **lab_variables(lab),
         "backup_checks_verify": False,
         "backup_checks_restore_test": True,
-        "backup_checks_maintenance_windows": [f"{not_today} 02:00-04:00"],
+        "maintenance_guard_now": "2026-12-03T11:00:00+00:00",
+        "maintenance_guard_timezone": "UTC",
     }
     _run, results, report = play(tmp_path, "monthly", variables, ansible=ansible)
 
-    (entry,) = results
-    restore = findings(entry)["restore"]
-    assert restore["status"] == "unknown"
-    assert "outside the maintenance windows" in restore["message"]
-    assert report["status"] == "unknown"
+    guard, restore = results
+    assert guard["section"] == "Maintenance window"
+    assert guard["result"]["inside"] is False
+    assert guard["result"]["status"] == "warning"
+    assert restore["result"]["skipped"] is True
+    assert report["status"] == "warning"
 
 
 def test_without_a_restore_target_the_restore_test_is_skipped(ansible, lab, tmp_path):

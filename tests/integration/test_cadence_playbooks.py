@@ -138,7 +138,29 @@ def test_quarterly_lists_the_reviews_to_tick_and_refuses_compaction(
     ):
         assert tasks[review] == "manual"
         assert f"- [ ] {review}" in run.markdown
-    assert "Compaction refused: outside the maintenance window" in run.markdown
+    # The shared windows decide: outside them the compaction does not run.
+    assert tasks["Check the maintenance window before compaction"] == "warning"
+    assert tasks["Compact large collections"] == "skipped"
+
+
+def test_quarterly_compaction_runs_inside_the_window(ansible, full_lab, tmp_path):
+    run = _run(
+        ansible,
+        full_lab,
+        tmp_path,
+        "quarterly",
+        "-e",
+        f"maintenance_guard_now={IN_WINDOW}",
+        "-e",
+        "maintenance_guard_timezone=UTC",
+    )
+    tasks = run.tasks()
+    assert tasks["Check the maintenance window before compaction"] == "ok"
+    assert tasks["Compact large collections"] in {"ok", "warning"}
+    compaction = next(
+        e for e in run.report["entries"] if e["task"] == "Compact large collections"
+    )
+    assert compaction["findings"], compaction
 
 
 def test_a_manual_review_recorded_as_done_is_ticked(ansible, full_lab, tmp_path):

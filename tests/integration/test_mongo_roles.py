@@ -9,7 +9,7 @@ long-running operations, run against the MongoDB 7 stand-in as well.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 
@@ -32,8 +32,6 @@ from tests.unit.plugins.module_utils.mongo7 import (
     Server,
     naive,
 )
-
-DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @pytest.fixture(scope="module")
@@ -239,18 +237,12 @@ def test_monthly_growth_user_activity_and_access_review(ansible, mongo_lab, tmp_
     assert "keyHash" not in json.dumps(results)
 
 
-def window_around(moment: datetime, *, shift_days: int) -> dict:
-    """A 24-hour weekly window on the day ``shift_days`` after ``moment``."""
-    day = DAYS[(moment.weekday() + shift_days) % 7]
-    return {"day": day, "start": "00:00", "end": "00:00", "timezone": "UTC"}
-
-
 def test_quarterly_compaction_runs_inside_the_window_only(ansible, mongo_lab, tmp_path):
-    today = datetime.now(timezone.utc)
     common = lab_vars(
         mongo_lab,
         mongo_checks_compact_databases=["trm"],
         mongo_checks_compact_min_size="1MB",
+        maintenance_guard_timezone="UTC",
     )
 
     _run, closed = run_role(
@@ -259,7 +251,8 @@ def test_quarterly_compaction_runs_inside_the_window_only(ansible, mongo_lab, tm
         "quarterly",
         {
             **common,
-            "mongo_checks_maintenance_window": window_around(today, shift_days=3),
+            # A Thursday: outside the shared Sunday windows.
+            "maintenance_guard_now": "2026-12-03T11:00:00+00:00",
         },
     )
     _run, planned = run_role(
@@ -268,7 +261,8 @@ def test_quarterly_compaction_runs_inside_the_window_only(ansible, mongo_lab, tm
         "quarterly",
         {
             **common,
-            "mongo_checks_maintenance_window": window_around(today, shift_days=0),
+            # The first Sunday of December 2026, 02:30: inside the windows.
+            "maintenance_guard_now": "2026-12-06T02:30:00+00:00",
         },
         "--check",
     )
@@ -278,16 +272,18 @@ def test_quarterly_compaction_runs_inside_the_window_only(ansible, mongo_lab, tm
         "quarterly",
         {
             **common,
-            "mongo_checks_maintenance_window": window_around(today, shift_days=0),
+            # The first Sunday of December 2026, 02:30: inside the windows.
+            "maintenance_guard_now": "2026-12-06T02:30:00+00:00",
         },
     )
 
+    # The shared windows (maintenance_guard) decide; outside them the
+    # compaction is skipped and the guard's finding says why.
     refused = entries(closed)["Compact large collections"]["entry"]["result"]
-    assert (refused["refused"], refused["status"], refused["changed"]) == (
-        True,
-        "warning",
-        False,
-    )
+    assert refused.get("skipped") is True
+    guard = entries(closed)["Check the maintenance window before compaction"]
+    assert guard["entry"]["result"]["status"] == "warning"
+    assert guard["entry"]["result"]["inside"] is False
     plan = entries(planned)["Compact large collections"]["entry"]["result"]
     assert plan["changed"] is True and plan["compacted"] == []
     names = [entry["collection"] for entry in plan["plan"]]
