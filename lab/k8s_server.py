@@ -6,7 +6,10 @@ in-memory object store it adds what a real cluster does around those objects:
 label and field selectors, pagination, merge and JSON patches, the scale and
 eviction subresources, pod logs read from files, and controllers that replace
 deleted pods, follow ``spec.replicas`` and keep the Deployment, ReplicaSet and
-PodDisruptionBudget status in step with the pods.
+PodDisruptionBudget status in step with the pods. StatefulSets that clients
+create get their ordinal pods (``<name>-0``, ``<name>-1``, ...), one at a time
+unless ``podManagementPolicy`` is ``Parallel``, recreated under the same name
+when deleted.
 
 Run it with ``python -m lab.k8s_server --port N --logs-dir DIR``.
 """
@@ -60,6 +63,7 @@ SERVICES = kmock.resource("v1/services")
 NAMESPACES = kmock.resource("v1/namespaces")
 DEPLOYMENTS = kmock.resource("apps/v1/deployments")
 REPLICASETS = kmock.resource("apps/v1/replicasets")
+STATEFULSETS = kmock.resource("apps/v1/statefulsets")
 PDBS = kmock.resource("policy/v1/poddisruptionbudgets")
 
 KINDS = {
@@ -67,10 +71,11 @@ KINDS = {
     SERVICES: ("v1", "Service"),
     DEPLOYMENTS: ("apps/v1", "Deployment"),
     REPLICASETS: ("apps/v1", "ReplicaSet"),
+    STATEFULSETS: ("apps/v1", "StatefulSet"),
     PDBS: ("policy/v1", "PodDisruptionBudget"),
 }
-GENERATION_KINDS = (DEPLOYMENTS, REPLICASETS, PDBS)
-SCALABLE = (DEPLOYMENTS, REPLICASETS)
+GENERATION_KINDS = (DEPLOYMENTS, REPLICASETS, STATEFULSETS, PDBS)
+SCALABLE = (DEPLOYMENTS, REPLICASETS, STATEFULSETS)
 VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 POD_FIELDS = ("spec.nodeName", "spec.restartPolicy", "status.phase", "status.podIP")
 
@@ -387,6 +392,16 @@ def query_int(params: Mapping[str, str], name: str, *, minimum: int) -> int | No
     if value < minimum:
         raise bad_request(f"{name}: Invalid value: {value}: must be at least {minimum}")
     return value
+
+
+def query_bool(params: Mapping[str, str], name: str) -> bool:
+    """Read a boolean query parameter the way the API server's Go code does."""
+    value = params.get(name, "false")
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise bad_request(f"{name}: invalid value {value!r}")
 
 
 def since_ns(params: Mapping[str, str]) -> int | None:
@@ -808,6 +823,8 @@ class Controllers:
         """Bring every object's state in line with the others, once."""
         for deployment in self.cluster.objects_of(DEPLOYMENTS):
             self.sync_deployment(deployment)
+        for statefulset in self.cluster.objects_of(STATEFULSETS):
+            self.sync_statefulset(statefulset)
         self.collect_garbage()
         for budget in self.cluster.objects_of(PDBS):
             self.cluster.update_status(PDBS, budget, self.budget_status(budget))
@@ -857,6 +874,52 @@ class Controllers:
         while len(pods) < desired:
             pods.append(self.create_pod(replicaset))
         return [self.promote(pod) for pod in pods]
+
+    def sync_statefulset(self, statefulset: dict) -> None:
+        """Keep one pod per ordinal, made in order, and report the status."""
+        desired = statefulset["spec"].get("replicas", 1)
+        prefix = f"{statefulset['metadata']['name']}-"
+        pods = {
+            pod["metadata"]["name"]: pod
+            for pod in self.cluster.owned(PODS, statefulset)
+        }
+        for name, pod in list(pods.items()):
+            if int(name[len(prefix) :]) >= desired:
+                self.cluster.remove(PODS, pod)
+                del pods[name]
+        parallel = statefulset["spec"].get("podManagementPolicy") == "Parallel"
+        for ordinal in range(desired):
+            name = f"{prefix}{ordinal}"
+            if name not in pods:
+                pods[name] = self.create_member(statefulset, ordinal)
+                if not parallel:
+                    break
+            elif not parallel and not pod_ready(pods[name]):
+                break
+        members = [self.promote(pod) for pod in pods.values()]
+        ready = sum(pod_ready(pod) for pod in members)
+        status = statefulset_status(statefulset, len(members), ready)
+        self.cluster.update_status(STATEFULSETS, statefulset, status)
+
+    def create_member(self, statefulset: dict, ordinal: int) -> dict:
+        """Create the StatefulSet's pod of one ordinal, Pending until its delay."""
+        template = copy.deepcopy(statefulset["spec"]["template"])
+        name = f"{statefulset['metadata']['name']}-{ordinal}"
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        labels["statefulset.kubernetes.io/pod-name"] = name
+        labels["controller-revision-hash"] = revision_of(statefulset)
+        created = utcnow()
+        meta = metadata(
+            name, created, labels=labels, ownerReferences=[owner_reference(statefulset)]
+        )
+        meta["namespace"] = statefulset["metadata"]["namespace"]
+        spec = {**template["spec"], "nodeName": NODE, "hostname": name}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+        pod["status"] = pending_status(rfc3339(created))
+        if not self.never_ready:
+            self.ready_at[meta["uid"]] = time.monotonic() + self.ready_delay
+        self.started_ns[name] = time.time_ns()
+        return self.cluster.add(PODS, pod)
 
     def create_pod(self, replicaset: dict, *, created_ns: int | None = None) -> dict:
         """Create a pod of the ReplicaSet: Pending, or Running and Ready when seeded."""
@@ -962,9 +1025,10 @@ class Controllers:
         """Count the pods a budget expects: its pods' controllers' replicas."""
         owners = {self.cluster.controller_uid(pod) for pod in pods}
         replicas = [
-            rs["spec"].get("replicas", 0)
-            for rs in self.cluster.objects_of(REPLICASETS)
-            if rs["metadata"]["uid"] in owners
+            owner["spec"].get("replicas", 0 if resource == REPLICASETS else 1)
+            for resource in (REPLICASETS, STATEFULSETS)
+            for owner in self.cluster.objects_of(resource)
+            if owner["metadata"]["uid"] in owners
         ]
         orphans = sum(self.cluster.controller_uid(pod) is None for pod in pods)
         return sum(replicas) + orphans
@@ -1058,12 +1122,38 @@ def progressing_condition(replicaset: Mapping[str, Any], previous: list[dict]) -
 # --- The API server -------------------------------------------------------------
 
 
+def revision_of(statefulset: Mapping[str, Any]) -> str:
+    """Return the StatefulSet's revision name for its pod template."""
+    digest = template_hash(statefulset["spec"]["template"])
+    return f"{statefulset['metadata']['name']}-{digest}"
+
+
+def statefulset_status(statefulset: Mapping[str, Any], total: int, ready: int) -> dict:
+    """Compute a StatefulSet's status: one revision, every pod on it."""
+    counts = {
+        "readyReplicas": ready,
+        "availableReplicas": ready,
+        "currentReplicas": total,
+        "updatedReplicas": total,
+    }
+    revision = revision_of(statefulset)
+    return {
+        "replicas": total,
+        **omit_zero(counts),
+        "currentRevision": revision,
+        "updateRevision": revision,
+        "observedGeneration": statefulset["metadata"].get("generation", 1),
+        "collisionCount": 0,
+    }
+
+
 # Discovery: resource -> (kind, short name, subresources).
 DISCOVERY = {
     PODS: ("Pod", "po", ("log", "eviction", "status")),
     SERVICES: ("Service", "svc", ("status",)),
     DEPLOYMENTS: ("Deployment", "deploy", ("scale", "status")),
     REPLICASETS: ("ReplicaSet", "rs", ("scale", "status")),
+    STATEFULSETS: ("StatefulSet", "sts", ("scale", "status")),
     PDBS: ("PodDisruptionBudget", "pdb", ("status",)),
 }
 
@@ -1355,9 +1445,9 @@ class LabCluster(kmock.KubernetesEmulator):
         if started is None:
             started = to_ns(parse_time(pod["metadata"]["creationTimestamp"]))
         return LogQuery(
-            path=self._log_path(pod, container, params.get("previous") == "true"),
+            path=self._log_path(pod, container, query_bool(params, "previous")),
             since=time_key(max(started, since_ns(params) or 0)),
-            timestamps=params.get("timestamps") == "true",
+            timestamps=query_bool(params, "timestamps"),
             tail=query_int(params, "tailLines", minimum=0),
             limit_bytes=query_int(params, "limitBytes", minimum=1),
         )

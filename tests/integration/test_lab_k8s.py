@@ -21,9 +21,11 @@ here is not proof against a real API server; this stand-in does not reproduce:
 - Pod logs come from files: ``follow=true`` answers what is there and closes, log
   lines without an RFC 3339 UTC (``Z``) timestamp are dropped, and there is no
   rotation. ``previous=true`` serves a ``<pod>.previous.log`` file if present.
-- Only namespaces, pods, services, deployments, replicasets and
+- Only namespaces, pods, services, deployments, replicasets, statefulsets and
   poddisruptionbudgets are modelled; no nodes, events, endpoints or metrics API;
   ``deletecollection`` is not served; namespaces are read-only.
+- StatefulSets have one revision (a changed template rolls nothing), no volume
+  claim templates, and their pods' container statuses always name ``app``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,195 @@
+"""The log scan's window, timestamps, one-pass tally and coverage."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from ansible_collections.trm.maintenance.plugins.module_utils.errors import (
+    OptionError,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.k8s import ApiError
+from ansible_collections.trm.maintenance.plugins.module_utils.k8s_logs import (
+    ScanWindow,
+    Tally,
+    Target,
+    _no_log_yet,
+    coverage_of,
+    duration_text,
+    line_time,
+    parse_since,
+    read_stream,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.k8s_patterns import (
+    parse_groups,
+)
+
+NOW = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc).timestamp()
+HOUR = 3600
+
+
+@pytest.mark.parametrize(
+    ("since", "seconds", "text"),
+    [
+        ("24h", 86400, "24 h"),
+        ("90m", 5400, "90 min"),
+        ("1d12h", 129600, "36 h"),
+        ("3600", 3600, "1 h"),
+        ("7d", 604800, "7 d"),
+        ("45s", 45, "45 s"),
+        ("2024-05-05T09:00:00Z", 86400, "since 2024-05-05T09:00:00Z"),
+        ("2024-05-06T10:00:00+02:00", 3600, "since 2024-05-06T08:00:00Z"),
+    ],
+)
+def test_parse_since(since, seconds, text):
+    window = parse_since(since, now=NOW)
+    assert (window.seconds, window.text, window.end) == (seconds, text, NOW)
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("0h", "Option 'since' must be a duration above zero; got '0h'"),
+        (
+            "yesterday",
+            "Option 'since' must be an ISO 8601 date and time; got 'yesterday'",
+        ),
+        (
+            "2024-05-07T00:00:00Z",
+            "Option 'since' must be in the past; got '2024-05-07T00:00:00Z'",
+        ),
+    ],
+)
+def test_bad_windows(since, message):
+    with pytest.raises(OptionError) as caught:
+        parse_since(since, now=NOW)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (86400, "24 h"),
+        (259200, "3 d"),
+        (90000, "25 h"),
+        (5400, "90 min"),
+        (5430, "1.5 h"),
+        (30, "30 s"),
+    ],
+)
+def test_duration_text(seconds, text):
+    assert duration_text(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("2024-05-06T09:00:00.123456789Z INFO x", NOW + 0.123456789),
+        ("2024-05-06T09:00:00Z INFO x", NOW),
+        ("2024-05-06T11:00:00.5+02:00 INFO x", NOW + 0.5),
+        ("2024-05-06T04:00:00-05:00 x", NOW),
+        ("INFO no stamp", None),
+    ],
+)
+def test_line_time(line, expected):
+    assert line_time(line) == (pytest.approx(expected) if expected else None)
+
+
+def _stamp(offset: float) -> str:
+    moment = datetime.fromtimestamp(NOW + offset, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+
+
+def _tally(start: float) -> Tally:
+    return Tally(
+        parse_groups([{"name": "errors", "regex": "ERROR"}], top=["errors"]), start
+    )
+
+
+def test_the_tally_drops_lines_before_the_window_and_notes_first_and_last():
+    tally = _tally(NOW - HOUR)
+    tally.begin_stream()
+    tally.feed(f"{_stamp(-2 * HOUR)} ERROR old\n{_stamp(-HOUR - 1)} ERROR old\n")
+    tally.feed(f"{_stamp(-HOUR + 5)} INFO first\n{_stamp(-60)} ERROR 12 new\n")
+    tally.feed(f"{_stamp(-30)} ERROR 13 new\n")
+    tally.end_stream()
+
+    assert tally.counts == [2]
+    assert tally.lines == 3
+    assert tally.earliest == pytest.approx(NOW - HOUR + 5)
+    assert tally.latest == pytest.approx(NOW - 30)
+    assert tally.top == {("errors", "ERROR <n> new"): [2, "ERROR 12 new"]}
+
+
+class _Response:
+    """What read_stream needs of an HTTP response: chunks and a release."""
+
+    def __init__(self, body: bytes, size: int) -> None:
+        self.chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        self.released = False
+
+    def stream(self, _amount: int):
+        yield from self.chunks
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 100000])
+def test_streams_are_cut_at_line_ends_whatever_the_chunks(size):
+    body = "".join(f"{_stamp(-i)} ERROR café {i}\n" for i in range(50, 0, -1)).encode()
+    body += f"{_stamp(0)} ERROR without a newline".encode()
+    response = _Response(body, size)
+    tally = _tally(NOW - HOUR)
+    read_stream(response, tally)
+
+    assert tally.counts == [51]
+    assert tally.lines == 51
+    assert tally.bytes == len(body)
+    assert response.released
+    assert ("errors", "ERROR café <n>") in tally.top
+
+
+def _target(started: str | None, earliest: float | None) -> Target:
+    pod = {"metadata": {"name": "p"}, "status": {"startTime": started}}
+    tally = _tally(NOW - 24 * HOUR)
+    tally.earliest = earliest
+    return Target(pod, "app", tally)
+
+
+@pytest.mark.parametrize(
+    ("started", "earliest", "coverage"),
+    [
+        ("2024-05-01T00:00:00Z", NOW - 24 * HOUR + 60, 100.0),
+        ("2024-05-01T00:00:00Z", NOW - 12 * HOUR, 50.0),
+        ("2024-05-01T00:00:00Z", NOW - 6 * HOUR, 25.0),
+        ("2024-05-06T03:00:00Z", NOW - 6 * HOUR + 30, 100.0),
+        ("2024-05-06T03:00:00Z", NOW - 3 * HOUR, 50.0),
+        (None, NOW - 12 * HOUR, 50.0),
+        ("2024-05-01T00:00:00Z", None, None),
+    ],
+)
+def test_coverage_counts_from_the_window_or_the_pod_start(started, earliest, coverage):
+    window = ScanWindow(NOW - 24 * HOUR, NOW, "24 h")
+    share, _expected = coverage_of(_target(started, earliest), window)
+    assert share == coverage
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "previous", "expected"),
+    [
+        (400, 'previous terminated container "app" in pod "p" not found', True, True),
+        (
+            400,
+            'container "app" in pod "p" is waiting to start: ContainerCreating',
+            False,
+            True,
+        ),
+        (400, "something else", False, False),
+        (500, "waiting to start", False, False),
+    ],
+)
+def test_missing_logs_are_not_failures(status, message, previous, expected):
+    error = ApiError(status, "Bad Request", message)
+    assert _no_log_yet(error, previous=previous) is expected
