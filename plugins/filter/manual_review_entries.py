@@ -25,8 +25,10 @@ options:
     type: str
     required: true
   done:
-    description: Reviews recorded as done, by name, each with C(by), C(at), C(notes).
-    type: dict
+    description:
+      - Reviews recorded as done, by name, each with C(by), C(at), C(notes).
+      - JSON text is accepted too, as an AWX survey sends it; empty text means none.
+    type: raw
     default: {}
 """
 
@@ -45,6 +47,8 @@ _value:
   elements: dict
 """
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 
@@ -55,6 +59,14 @@ def manual_review_entries(
     if not isinstance(reviews, list):
         kind = type(reviews).__name__
         raise AnsibleFilterError(f"The reviews must be a list; got a {kind}")
+    if isinstance(done, str):
+        # AWX surveys hand the record over as JSON text.
+        try:
+            done = json.loads(done) if done.strip() else {}
+        except ValueError as error:
+            raise AnsibleFilterError(
+                f"manual_reviews_done is not valid JSON: {error}"
+            ) from error
     if done is not None and not isinstance(done, dict):
         raise AnsibleFilterError(
             "The reviews recorded as done (manual_reviews_done) must be a mapping "
