@@ -72,16 +72,18 @@ def manual_review_entries(
             "The reviews recorded as done (manual_reviews_done) must be a mapping "
             f"of review names to {{by, at, notes}}; got {done!r}"
         )
-    return [
-        _entry(review, cadence, (done or {}).get(review.get("name")))
-        for review in reviews
-    ]
+    return [_entry(review, cadence, done or {}) for review in reviews]
 
 
-def _entry(review: dict, cadence: str, record: dict | None) -> dict:
+def _entry(review: dict, cadence: str, done: dict) -> dict:
     if not isinstance(review, dict) or not review.get("name"):
         raise AnsibleFilterError(f"Each manual review needs a name; got {review!r}")
-    record = record or {}
+    record = done.get(review["name"]) or {}
+    if not isinstance(record, dict):
+        raise AnsibleFilterError(
+            f"manual_reviews_done.{review['name']} must be a mapping of by, at "
+            f"and notes; got {record!r}"
+        )
     return {
         "kind": "manual",
         "section": "Manual reviews",

@@ -45,6 +45,7 @@ from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import 
     format_value,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.webhook import (
+    checked_url,
     post_json,
     slack_payload,
 )
@@ -147,25 +148,36 @@ def _parse_entry(raw: Any, where: str) -> Entry:
     }
     kind = raw.get("kind") or CHECK
     if kind == MANUAL:
-        return _manual_entry(raw, common)
+        return _manual_entry(raw, common, where)
     if kind != CHECK:
         raise OptionError(f"{where}.kind", kind, "must be 'check' or 'manual'")
     return _result_entry(raw.get("result"), common)
 
 
-def _manual_entry(raw: dict, common: dict) -> Entry:
+def _manual_entry(raw: dict, common: dict, where: str) -> Entry:
     notes = raw.get("notes")
     if notes is not None and not isinstance(notes, list):
         notes = [notes]
     return Entry(
         kind=MANUAL,
-        items=[_text(item) for item in raw.get("items") or []],
+        items=[_text(item) for item in _items(raw.get("items"), f"{where}.items")],
         done=bool(raw.get("done")),
         done_by=_text(raw.get("done_by")) or None,
         done_at=_text(raw.get("done_at")) or None,
         notes=[_text(note) for note in notes or []],
         **common,
     )
+
+
+def _items(value: Any, option: str) -> list:
+    """The checklist of a manual entry: one text is one item, not its letters."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if not isinstance(value, list):
+        raise OptionError(option, value, "must be a list of strings or one string")
+    return value
 
 
 def _result_entry(result: Any, common: dict) -> Entry:
@@ -597,6 +609,8 @@ def report_folder(report_dir: str, day: str, cadence: str) -> str:
 def produce_report(params: dict, *, check_mode: bool, warn: Callable) -> dict:
     """Build, redact, write and announce the report; return the module result."""
     cadence = _cadence(params["cadence"])
+    if params.get("webhook_url"):
+        checked_url(params["webhook_url"])
     when = report_time(params.get("date"), params.get("started"))
     entries = parse_entries(params["results"])
     history = load_history(

@@ -8,11 +8,46 @@ import json
 import socket
 from typing import Any
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
 
 from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.trm.maintenance.plugins.module_utils.errors import (
+    OptionError,
+)
+
 TOP_ISSUES = 5
+SCHEMES = ("http", "https")
+MASK = "***"
+
+
+def checked_url(url: str, *, option: str = "webhook_url") -> str:
+    """Return ``url`` when it is an http or https URL with a host; else fail.
+
+    The message shows the scheme and the host only: the rest of an incoming
+    webhook's URL, and any user information, is the credential.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise OptionError(option, MASK, "must be an http or https URL") from None
+    if parts.scheme not in SCHEMES or not host:
+        raise OptionError(option, _shown(parts.scheme, host), _problem(parts.scheme))
+    return url
+
+
+def _problem(scheme: str) -> str:
+    if scheme in SCHEMES:
+        return f"must be an {scheme} URL with a host name"
+    return "must be an http or https URL"
+
+
+def _shown(scheme: str, host: str | None) -> str:
+    if scheme and host:
+        return f"{scheme}://{host}/{MASK}"
+    return f"{scheme}:{MASK}" if scheme else MASK
 
 
 def slack_payload(summary: str, issues: list, *, limit: int = TOP_ISSUES) -> dict:

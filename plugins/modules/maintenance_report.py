@@ -33,8 +33,9 @@ options:
       - A failed task counts as C(unknown) with the message C(task failed) and
         its C(msg); a skipped task is listed but not counted.
       - A manual entry has C(kind=manual), C(section), C(task), C(items) (a list
-        of strings) and optionally C(done), C(done_by), C(done_at) and C(notes).
-        Its items are checklist lines to tick, never counted as passes.
+        of strings; one string is one item) and optionally C(done), C(done_by),
+        C(done_at) and C(notes). Its items are checklist lines to tick, never
+        counted as passes.
     type: list
     elements: dict
     required: true
@@ -112,6 +113,8 @@ options:
     description:
       - A Slack-compatible incoming webhook to post the verdict and the top issues
         to. Its URL is a secret; it is never written to the report.
+      - Only C(http) and C(https) URLs are accepted; any other scheme fails the
+        task with a message that shows the scheme and the host only.
       - A failure to post is returned in RV(webhook) and as a warning, never as a
         task failure.
     type: str

@@ -380,6 +380,37 @@ def test_webhook_error_status_is_reported(ansible, tmp_path, webhook):
     assert len(webhook.posts) == 1
 
 
+def test_ftp_webhook_fails_the_task_without_showing_its_path(ansible, tmp_path):
+    url = f"ftp://hooks.example.com{WEBHOOK_PATH}"
+    result = ansible.module(MODULE, report_args(tmp_path, webhook_url=url))
+
+    assert result["failed"] is True
+    assert result["option"] == "webhook_url"
+    assert result["msg"] == (
+        "Option 'webhook_url' must be an http or https URL; "
+        "got 'ftp://hooks.example.com/***'"
+    )
+    assert WEBHOOK_PATH not in json.dumps(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manual_items_given_as_text_are_one_checklist_line(ansible, tmp_path):
+    manual = {
+        "kind": "manual",
+        "section": "Manual reviews",
+        "task": "Runbooks",
+        "items": "Check the runbooks",
+    }
+    args = report_args(tmp_path, results=[manual], formats=["json"])
+    result = ansible.module(MODULE, args)
+
+    assert result.get("failed") is not True
+    assert result["counts"]["manual_open"] == 1
+    log = tmp_path / "2024-05-06-daily" / "maintenance-log.json"
+    data = json.loads(log.read_text())
+    assert data["entries"][0]["items"] == ["Check the runbooks"]
+
+
 def write_playbook(tmp_path: Path, entries: list) -> Path:
     """A playbook that sets maintenance_results and includes the report role."""
     play = {

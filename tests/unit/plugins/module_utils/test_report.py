@@ -444,3 +444,30 @@ def test_report_json_is_versioned_and_carries_raw_results():
     assert data["metrics"] == {"web.x": 1}
     assert data["entries"][0]["summary"] == "warning summary"
     assert data["entries"][0]["findings"][0]["action"] == "Scale"
+
+
+@pytest.mark.parametrize(
+    ("items", "expected", "open_items"),
+    [
+        ("Check the runbooks", ["Check the runbooks"], 1),
+        (["Runbooks", " Dashboards "], ["Runbooks", "Dashboards"], 2),
+        ([], [], 1),
+        (None, [], 1),
+        ("", [], 1),
+    ],
+)
+def test_manual_items_are_one_text_or_a_list(items, expected: list, open_items: int):
+    (parsed,) = report.parse_entries([manual(items)])
+    assert (parsed.items, parsed.open_items) == (expected, open_items)
+
+
+@pytest.mark.parametrize("items", [{"a": 1}, 3, True])
+def test_manual_items_of_another_type_name_the_option(items):
+    raw = [entry("A", OK_RESULT), manual(items)]
+    with pytest.raises(OptionError) as raised:
+        report.parse_entries(raw)
+    assert raised.value.option == "results[1].items"
+    assert str(raised.value) == (
+        "Option 'results[1].items' must be a list of strings or one string; "
+        f"got {items!r}"
+    )
