@@ -103,9 +103,7 @@ MONGO_ARGUMENT_SPEC = {
 MONGO_MUTUALLY_EXCLUSIVE = [["uri", "login_host"], ["uri", "replica_set"]]
 MONGO_REQUIRED_TOGETHER = [["login_user", "login_password"]]
 
-_URI_CREDENTIALS = re.compile(
-    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<auth>[^@/]*)@"
-)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
 _URI_SECRET_PARAMETER = re.compile(
     r"(?i)(?P<key>tlsCertificateKeyFilePassword|sslPEMKeyPassword|authMechanism"
     r"Properties)=(?P<value>[^&]*)"
@@ -155,9 +153,8 @@ def uri_secrets(uri: str | None) -> list[str]:
     if not uri:
         return []
     found = []
-    match = _URI_CREDENTIALS.match(uri)
-    if match and ":" in match.group("auth"):
-        password = match.group("auth").split(":", 1)[1]
+    password = _split_uri(uri)[2]
+    if password:
         found += [password, unquote(password)]
     for parameter in _URI_SECRET_PARAMETER.finditer(uri):
         found += [parameter.group("value"), unquote(parameter.group("value"))]
@@ -175,16 +172,24 @@ def hide_secrets(module: Any, params: dict) -> None:
     module.no_log_values.update(connection_secrets(params))
 
 
+def _split_uri(uri: str) -> tuple:
+    """Return the scheme with ``://``, the user, the password and the rest.
+
+    Split by hand on the last ``@``: a password with an unencoded ``/``, ``@`` or
+    ``:`` would otherwise end the user information early and be shown.
+    """
+    scheme, sep, rest = uri.partition("://")
+    user_info, at, host = rest.rpartition("@")
+    if not (sep and at and _SCHEME.match(scheme)):
+        return None, None, None, uri
+    user, _colon, password = user_info.partition(":")
+    return f"{scheme}://", user, password, host
+
+
 def mask_uri(uri: str) -> str:
     """Return ``uri`` with its password and secret parameters replaced."""
-
-    def credentials(match: re.Match) -> str:
-        auth = match.group("auth")
-        if ":" in auth:
-            auth = f"{auth.split(':', 1)[0]}:{REDACTED}"
-        return f"{match.group('scheme')}{auth}@"
-
-    masked = _URI_CREDENTIALS.sub(credentials, uri, count=1)
+    scheme, user, password, rest = _split_uri(uri)
+    masked = f"{scheme}{user}:{REDACTED}@{rest}" if password else uri
     return _URI_SECRET_PARAMETER.sub(rf"\g<key>={REDACTED}", masked)
 
 
@@ -229,16 +234,54 @@ def _milliseconds(params: dict, option: str) -> int:
     return int(seconds * 1000)
 
 
+# Mechanisms whose users are defined outside MongoDB, in the $external source.
+EXTERNAL_MECHANISMS = frozenset({"MONGODB-X509", "GSSAPI", "PLAIN", "MONGODB-AWS"})
+EXTERNAL_SOURCE = "$external"
+# Mechanisms that authenticate with something other than a password.
+PASSWORDLESS_MECHANISMS = frozenset({"MONGODB-X509"})
+
+
 def _credentials(params: dict) -> dict:
+    mechanism = params.get("auth_mechanism")
+    _check_mechanism(params, mechanism)
+    source = _auth_source(params, mechanism)
     found: dict[str, Any] = {}
     if params.get("login_user"):
         found["username"] = params["login_user"]
-        found["password"] = params.get("login_password")
-        found["authSource"] = params.get("login_database") or "admin"
-    if params.get("auth_mechanism"):
-        found["authMechanism"] = params["auth_mechanism"]
-        found.setdefault("authSource", params.get("login_database") or "admin")
+        if params.get("login_password") is not None:
+            found["password"] = params.get("login_password")
+        found["authSource"] = source
+    if mechanism:
+        found["authMechanism"] = mechanism
+        found.setdefault("authSource", source)
     return found
+
+
+def _check_mechanism(params: dict, mechanism: str | None) -> None:
+    """Refuse credentials the mechanism cannot use, naming the option."""
+    if mechanism in PASSWORDLESS_MECHANISMS and params.get("login_password"):
+        raise OptionError(
+            "login_password",
+            REDACTED,
+            f"must not be set with auth_mechanism {mechanism}, which authenticates "
+            "with the client certificate (client_cert_file)",
+        )
+    if mechanism == "PLAIN" and not params.get("login_user"):
+        raise OptionError("login_user", None, "is required with auth_mechanism PLAIN")
+
+
+def _auth_source(params: dict, mechanism: str | None) -> str:
+    """The authentication database; external mechanisms use $external."""
+    source = params.get("login_database") or "admin"
+    if mechanism not in EXTERNAL_MECHANISMS:
+        return source
+    if source in ("admin", EXTERNAL_SOURCE):
+        return EXTERNAL_SOURCE
+    raise OptionError(
+        "login_database",
+        source,
+        f"must be {EXTERNAL_SOURCE} (or left unset) with auth_mechanism {mechanism}",
+    )
 
 
 def _topology(params: dict) -> dict:
@@ -279,15 +322,18 @@ class MongoSession:
         self._client = None
         try:
             self._client = MongoClient(host, **kwargs)
+        except OSError as error:
+            raise _file_problem(params, error) from None
         except (InvalidURI, ValueError, TypeError) as error:
             option, what = (
                 ("uri", "URI") if params.get("uri") else ("login_host", "host")
             )
+            text = _without(_scrub(error), uri_secrets(params.get("uri")))
             raise OptionError(
-                option, self.target, f"is not a valid MongoDB {what} ({_scrub(error)})"
+                option, self.target, f"is not a valid MongoDB {what} ({text})"
             ) from None
         except ConfigurationError as error:
-            found = _configuration_problem(error, self.target)
+            found = _configuration_problem(error, self.target, params=params)
             if isinstance(found, OptionError):
                 raise found from None
             self._problem = found
@@ -428,13 +474,58 @@ def _refusal(error: Exception, command: str, code: int | None) -> Refused:
     return Refused(f"{command} failed: {_scrub(error)}", code=code)
 
 
-def _configuration_problem(error: Exception, target: str) -> Exception:
-    text = _scrub(error)
+def _configuration_problem(
+    error: Exception, target: str, params: dict | None = None
+) -> Exception:
+    params = params or {}
+    text = _without(_scrub(error), uri_secrets(params.get("uri")))
     # A mongodb+srv:// URI is resolved in DNS when the client is built; a name
     # that does not resolve is an unreachable server, not a wrong option.
     if target.startswith("mongodb+srv://"):
         return Unreachable(f"Cannot resolve {target}: {text}")
-    return OptionError("uri", target, f"is not usable ({text})")
+    if params.get("auth_mechanism") and not params.get("uri"):
+        return OptionError(
+            "auth_mechanism",
+            params["auth_mechanism"],
+            f"cannot be used with these options ({text})",
+        )
+    option = "uri" if params.get("uri") else "login_host"
+    return OptionError(option, target, f"is not usable ({text})")
+
+
+# The options whose files the driver reads when it builds the client.
+TLS_FILE_OPTIONS = ("ca_certs", "client_cert_file")
+
+
+def _file_problem(params: dict, error: OSError) -> OptionError:
+    """The option error of a TLS file the driver could not read."""
+    reason = error.strerror or type(error).__name__
+    for option in TLS_FILE_OPTIONS:
+        path = params.get(option)
+        if path and (error.filename == path or not _readable(path)):
+            return OptionError(
+                option, path, f"names a file that cannot be read ({reason})"
+            )
+    given = [option for option in TLS_FILE_OPTIONS if params.get(option)]
+    option = given[0] if given else "tls"
+    return OptionError(
+        option, error.filename, f"needs a file that cannot be read ({reason})"
+    )
+
+
+def _readable(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def _without(text: str, secrets: list) -> str:
+    """``text`` with every secret in ``secrets`` replaced."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def _scrub(error: Exception) -> str:

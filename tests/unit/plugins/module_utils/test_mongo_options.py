@@ -1,0 +1,119 @@
+"""Connection options that cannot be right fail naming the option, never a secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.trm.maintenance.plugins.module_utils.errors import (
+    OptionError,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.mongo import (
+    MongoSession,
+    client_arguments,
+    connection_secrets,
+    mask_uri,
+    shown_target,
+    uri_secrets,
+)
+
+BASE = {
+    "login_port": 27017,
+    "login_database": "admin",
+    "server_selection_timeout": 0.5,
+    "connect_timeout": 0.5,
+    "socket_timeout": 1.0,
+    "validate_certs": True,
+}
+SLASH = "mongodb://monitor:Sec/ret99@db1/"
+AT = "mongodb://monitor:Sec@ret99@db1/"
+BOTH = "mongodb://monitor:S/e@c:r@t99@db1,db2/?replicaSet=rs0"
+
+
+@pytest.mark.parametrize(
+    ("uri", "masked", "secrets"),
+    [
+        (SLASH, "mongodb://monitor:********@db1/", ["Sec/ret99"]),
+        (AT, "mongodb://monitor:********@db1/", ["Sec@ret99"]),
+        (
+            BOTH,
+            "mongodb://monitor:********@db1,db2/?replicaSet=rs0",
+            ["S/e@c:r@t99"],
+        ),
+    ],
+)
+def test_unencoded_slash_and_at_in_the_password_are_masked(uri, masked, secrets):
+    assert mask_uri(uri) == masked
+    assert shown_target({"uri": uri}) == masked
+    assert uri_secrets(uri) == secrets
+    assert connection_secrets({"uri": uri}) == secrets
+
+
+@pytest.mark.parametrize("uri", [SLASH, AT, BOTH])
+def test_a_uri_with_an_unencoded_password_fails_without_the_password(uri):
+    with pytest.raises(OptionError) as raised:
+        MongoSession({**BASE, "uri": uri})
+
+    text = str(raised.value)
+    assert raised.value.option == "uri"
+    assert "monitor:********@db1" in text
+    for part in ("Sec", "ret99", "t99", "S/e"):
+        assert part not in text
+
+
+@pytest.mark.parametrize("option", ["ca_certs", "client_cert_file"])
+def test_a_missing_tls_file_names_the_option_and_the_path(tmp_path, option):
+    missing = str(tmp_path / "absent.pem")
+
+    with pytest.raises(OptionError) as raised:
+        MongoSession({**BASE, "login_host": "db1", "tls": True, option: missing})
+
+    assert raised.value.option == option
+    assert raised.value.value == missing
+    assert str(raised.value) == (
+        f"Option '{option}' names a file that cannot be read "
+        f"(No such file or directory); got '{missing}'"
+    )
+
+
+def test_x509_with_a_password_names_login_password_and_hides_it():
+    params = {
+        **BASE,
+        "login_host": "db1",
+        "auth_mechanism": "MONGODB-X509",
+        "login_user": "CN=monitor",
+        "login_password": "hunter2",
+    }
+
+    with pytest.raises(OptionError) as raised:
+        client_arguments(params)
+
+    assert raised.value.option == "login_password"
+    assert "hunter2" not in str(raised.value)
+    assert "MONGODB-X509" in str(raised.value)
+
+
+def test_x509_without_a_password_authenticates_against_external():
+    params = {**BASE, "login_host": "db1", "auth_mechanism": "MONGODB-X509"}
+
+    _host, kwargs = client_arguments(params)
+
+    assert (kwargs["authMechanism"], kwargs["authSource"]) == (
+        "MONGODB-X509",
+        "$external",
+    )
+
+
+def test_an_external_mechanism_with_another_database_names_login_database():
+    params = {
+        **BASE,
+        "login_host": "db1",
+        "auth_mechanism": "GSSAPI",
+        "login_user": "monitor@EXAMPLE.ORG",
+        "login_password": "pw",
+        "login_database": "trm",
+    }
+
+    with pytest.raises(OptionError) as raised:
+        client_arguments(params)
+
+    assert (raised.value.option, raised.value.value) == ("login_database", "trm")
