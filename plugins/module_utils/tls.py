@@ -178,6 +178,15 @@ def chain_support() -> str | None:
     )
 
 
+def chain_unavailable_note() -> str:
+    """Say why a handshake gave no served chain, and what was judged instead."""
+    reason = chain_support() or (
+        "the TLS library did not return the chain the server sent; only the "
+        "server's own certificate was read"
+    )
+    return f"{reason}; no intermediate certificate was judged"
+
+
 def build_contexts(ca_path: str | None = None) -> Contexts:
     """Build the client contexts, trusting ``ca_path`` or the system store."""
     verifying = _lenient(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))

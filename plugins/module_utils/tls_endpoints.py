@@ -158,7 +158,7 @@ def endpoint_record(spec: EndpointSpec, presented: Presented, now: datetime) -> 
         "certificate": presented.leaf.to_dict(now),
         "chain": [cert.to_dict(now) for cert in (served or [])[1:]],
         "chain_available": served is not None,
-        "chain_note": None if served is not None else tls.chain_support(),
+        "chain_note": None if served is not None else tls.chain_unavailable_note(),
         "trust_anchor": anchor.to_dict(now) if anchor else None,
         "trust": presented.trust,
         "chain_verified": handshake.verified,

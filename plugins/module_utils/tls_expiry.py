@@ -50,7 +50,7 @@ def run_tls_expiry(params: dict, *, now: datetime | None = None) -> dict:
         limit=lambda spec: spec.timeout + tls.WATCHDOG_GRACE,
         fallback=_fallback,
     )
-    return _result(ranked(outcomes), contexts)
+    return _result(ranked(outcomes))
 
 
 def client_contexts(targets: list) -> dict:
@@ -77,12 +77,23 @@ def _fallback(spec: Any, error: Exception | None) -> Outcome:
     return failed_outcome(spec, "internal", message)
 
 
-def _result(outcomes: list, contexts: dict) -> dict:
+def _result(outcomes: list) -> dict:
     findings = [finding for outcome in outcomes for finding in outcome.findings]
     result = CheckResult(findings=findings, metrics=tls_metrics(outcomes))
     output = result.to_dict(SUBJECT)
     output["certificates"] = [outcome.record for outcome in outcomes]
-    note = tls.chain_support()
-    if note and contexts:
-        output["warnings"] = [note]
+    warning = chain_warning(output["certificates"])
+    if warning:
+        output["warnings"] = [warning]
     return output
+
+
+def chain_warning(records: list) -> str | None:
+    """Name the endpoints whose served chain could not be read, if any."""
+    names = [r["name"] for r in records if r.get("chain_available") is False]
+    if not names:
+        return None
+    listed = ", ".join(names)
+    return f"The chain served by {listed} could not be read: " + (
+        tls.chain_unavailable_note()
+    )

@@ -133,8 +133,10 @@ notes:
   - The chain as served is read with C(SSLSocket.get_unverified_chain) on
     Python 3.13 and later, and through the same OpenSSL call that the ssl
     module keeps private on Python 3.10 to 3.12. On older Pythons it is not
-    available; the result says so (RV(certificates[].chain_available)) and a
-    warning is shown, and intermediates are not judged.
+    available. Whenever the served chain cannot be read, the result says so
+    (RV(certificates[].chain_available) is false and
+    RV(certificates[].chain_note) says why), a warning names the endpoints,
+    and only the leaf is judged: no intermediate is guessed at.
   - For files, the chain is not verified against a trust store; only the order
     of a bundle is checked, each certificate signed by the next.
   - Rank and first expiry cover the leaf and the certificates above it that
@@ -456,11 +458,13 @@ certificates:
       type: list
       elements: dict
     chain_available:
-      description: Whether this Python could read the chain as served.
+      description:
+        - Whether the chain as served could be read. When false, only the leaf
+          was judged, and RV(certificates[].chain) is empty.
       type: bool
       sample: true
     chain_note:
-      description: Why the served chain is not available, when it is not.
+      description: Why the served chain is not available; null when it is.
       type: str
       sample: null
     trust_anchor:
