@@ -41,12 +41,14 @@ from ansible_collections.trm.maintenance.plugins.module_utils.backup_scan import
     BSON,
     BackupScan,
     ScanRequest,
+    archive_databases,
     classify,
     restorable,
     scan_backup,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.backup_streams import (
     HAS_BSON,
+    ContentError,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.backup_window import (
     inside_window,
@@ -451,7 +453,7 @@ class Verification:
             ""
         }
         check_scratch_name(options.restore_database, options.allowed, sources)
-        refusal = self._window_refusal()
+        refusal = self._archive_refusal() or self._window_refusal()
         if refusal is not None:
             self.add(refusal)
             self.extra["restore"] = {"status": "refused"}
@@ -465,6 +467,28 @@ class Verification:
             self.add(unknown("restore", str(problem), action="Check restore_uri"))
             return None, None
         return RestoreTarget(client, options.restore_database), client
+
+    def _archive_refusal(self) -> Finding | None:
+        """Read every archive's header; refuse a scratch database it holds."""
+        name = self.options.restore_database
+        try:
+            held = archive_databases(self.store, self.backup.objects)
+        except ContentError as error:
+            return levels.refused_finding(
+                f"The restore test did not run: an archive's header cannot be read "
+                f"({error}), so the databases it holds, which {name} must not be "
+                "one of, are unknown",
+                action="Verify the backup at level 4 and repair or replace it",
+            )
+        for relative, databases in sorted(held.items()):
+            if name in databases:
+                raise OptionError(
+                    "restore_database",
+                    name,
+                    f"is a database of the backup itself (the archive {relative} "
+                    f"holds {', '.join(sorted(databases))}); restoring would drop it",
+                )
+        return None
 
     def _window_refusal(self) -> Finding | None:
         options = self.options

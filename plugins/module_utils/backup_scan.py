@@ -86,6 +86,41 @@ def classify(relative: str) -> Kind:
     return Kind(OTHER)
 
 
+def archive_databases(store: S3Store, objects: list) -> dict:
+    """The databases each archive's header names, by object; nothing else is read.
+
+    An archive names its databases only inside, so the header of every object
+    that may be an archive is streamed until its end, and the download closed.
+    A damaged header raises ContentError: what the archive holds is then unknown.
+    """
+    found = {}
+    for obj in objects:
+        if classify(obj.relative).kind not in (ARCHIVE, OTHER):
+            continue
+        try:
+            names = _header_databases(store, obj)
+        except ContentError as error:
+            raise ContentError(f"{obj.relative}: {error}") from None
+        if names is not None:
+            found[obj.relative] = names
+    return found
+
+
+def _header_databases(store: S3Store, obj: S3Object) -> set | None:
+    chunks = store.chunks(obj)
+    try:
+        reader = ChunkReader(chunks)
+        if reader.peek(2) == GZIP_MAGIC:
+            reader = ChunkReader(gunzip(reader.chunks()))
+        if reader.peek(4) != ARCHIVE_MAGIC:
+            return None
+        archive = ArchiveReader(reader)
+        archive.read_header()
+    finally:
+        chunks.close()
+    return {namespace.database for namespace in archive.namespaces.values()}
+
+
 def restorable(namespace: str) -> bool:
     """Tell whether a namespace belongs in a scratch restore (no system data)."""
     database, _dot, collection = namespace.partition(".")

@@ -166,19 +166,31 @@ def test_deep_ages_verify_an_older_backup_too(ansible, lab):
     assert result["verified_earlier"] == [week_ago.isoformat()]
 
 
-def test_environment_credentials_work_as_in_boto3(ansible, lab):
-    s3 = lab["s3"]
-    params = connection(lab)
-    del params["access_key"], params["secret_key"]
-    env = {"AWS_ACCESS_KEY_ID": s3["access_key"], "AWS_SECRET_ACCESS_KEY": "x" * 20}
+def test_environment_credentials_work_as_in_boto3(ansible, lab, auth_s3):
+    # The authenticating server: a wrong secret in the environment must fail.
+    params = {
+        "bucket": "trm-backups",
+        "prefix": "cases/auth/%Y%m%d/",
+        "date": today().isoformat(),
+        "endpoint_url": auth_s3.endpoint_url,
+        "retries": 0,
+    }
+    env = {
+        "AWS_ACCESS_KEY_ID": auth_s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": auth_s3.secret_key,
+    }
+    wrong = {**env, "AWS_SECRET_ACCESS_KEY": "wrong-env-secret-0123456789"}
 
-    result = ansible.module(
-        MODULE,
-        {**params, "prefix": "cases/good/%Y%m%d/", "date": today().isoformat()},
-        env=env,
-    )
+    result = ansible.module(MODULE, params, env=env)
+    refused = ansible.module(MODULE, params, env=wrong)
 
     assert statuses(result)["backup_exists"] == "ok"
+    assert result["metrics"]["backup_objects"] == len(lab["source"].newest())
+    assert refused["status"] == "unknown"
+    assert checks(refused)["backup_exists"]["message"].startswith(
+        "S3 rejected the credentials (SignatureDoesNotMatch"
+    )
+    assert "wrong-env-secret" not in json.dumps(refused)
 
 
 # Level 1 and 2 failures
@@ -567,6 +579,27 @@ def test_the_backup_own_database_is_refused_even_when_allowed(ansible, lab, mong
     assert result["failed"] is True
     assert "is a database of the backup itself" in result["msg"]
     assert mongo.trm.users.count_documents({}) > 0
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_an_archive_of_the_scratch_database_is_refused_before_any_drop(
+    ansible, lab, mongo, check_mode
+):
+    # The archive's object name says nothing of its databases; only its header
+    # names trm.
+    users = mongo.trm.users.count_documents({})
+    collections = sorted(mongo.trm.list_collection_names())
+    args = restore_args(lab, restore_database="trm", restore_allowed_databases=["trm"])
+
+    result = verify(ansible, lab, "archive-gz", _check=check_mode, **args)
+
+    assert result["failed"] is True
+    assert result["msg"] == (
+        "Option 'restore_database' is a database of the backup itself (the archive "
+        "trm.archive.gz holds trm); restoring would drop it; got 'trm'"
+    )
+    assert mongo.trm.users.count_documents({}) == users
+    assert sorted(mongo.trm.list_collection_names()) == collections
 
 
 def test_an_unreachable_restore_target_is_unknown(ansible, lab):
