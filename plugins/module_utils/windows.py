@@ -104,6 +104,24 @@ _LOOKBACK = timedelta(days=8)
 _HORIZON_MONTHS = 12 * 29
 
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+# The operators' shorthand: "Sun 02:00-04:00", "first Sun 02:00-06:00".
+_SHORTHAND_WEEKS = {
+    **{word: number for number, word in ORDINALS.items()},
+    "1st": 1,
+    "2nd": 2,
+    "3rd": 3,
+    "4th": 4,
+    "5th": 5,
+}
+_SHORTHAND = re.compile(
+    rf"^(?:(?P<week>{'|'.join(_SHORTHAND_WEEKS)})\s)?(?P<weekday>[a-z]+)\s"
+    r"(?P<start>\d{1,2}:\d{2})\s?-\s?(?P<end>\d{1,2}:\d{2})$",
+    re.IGNORECASE,
+)
+_SHORTHAND_HINT = (
+    'a shorthand such as "Sun 02:00-04:00" (every week) or '
+    '"first Sun 02:00-06:00" (first to fifth, or last, of the month)'
+)
 _DURATION = re.compile(
     r"^(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?:in)?)?$", re.IGNORECASE
 )
@@ -238,9 +256,16 @@ def parse_windows(
 
 
 def parse_window(spec: Any, *, option: str, default_timezone: str = UTC_NAME) -> Window:
-    """Return the window of one mapping; unset keys take the guide's defaults."""
+    """Return the window of one mapping; unset keys take the guide's defaults.
+
+    A string is the operators' shorthand, see ``parse_shorthand``.
+    """
+    if isinstance(spec, str):
+        return parse_shorthand(spec, option=option, default_timezone=default_timezone)
     if not isinstance(spec, dict):
-        raise OptionError(option, spec, "must be a mapping with a schedule")
+        raise OptionError(
+            option, spec, f"must be a mapping with a schedule, or {_SHORTHAND_HINT}"
+        )
     schedule = spec.get("schedule")
     if schedule not in SCHEDULES:
         raise OptionError(
@@ -257,6 +282,39 @@ def parse_window(spec: Any, *, option: str, default_timezone: str = UTC_NAME) ->
     given = {key: value for key, value in spec.items() if value is not None}
     return _build_window(
         {**SCHEDULE_DEFAULTS[schedule], **given}, option, default_timezone
+    )
+
+
+def parse_shorthand(
+    text: str, *, option: str, default_timezone: str = UTC_NAME
+) -> Window:
+    """Return the window of ``"Sun 02:00-04:00"`` or ``"first Sun 02:00-06:00"``.
+
+    Without an ordinal the window is weekly; with one (``first`` to ``fifth``,
+    ``1st`` to ``5th`` or ``last``) it opens on that weekday of every month. The
+    end may be past midnight; the window is named by its normalised text and
+    lies in ``default_timezone``.
+    """
+    words = " ".join(text.split())
+    match = _SHORTHAND.match(words)
+    if not match:
+        raise OptionError(option, text, f"must be {_SHORTHAND_HINT}")
+    weekday = parse_weekday(match["weekday"], option)
+    start = parse_start(match["start"], option)
+    end = parse_start(match["end"], option)
+    minutes = (end.hour - start.hour) * 60 + end.minute - start.minute
+    if minutes % 1440 == 0:
+        raise OptionError(option, text, "must end at another time than it starts")
+    week = match["week"]
+    return Window(
+        name=words,
+        schedule=MONTHLY if week else WEEKLY,
+        weekday=weekday,
+        start=start,
+        duration=timedelta(minutes=minutes % 1440),
+        timezone=default_timezone,
+        zone=load_zone(default_timezone, option),
+        week=_SHORTHAND_WEEKS[week.lower()] if week else None,
     )
 
 

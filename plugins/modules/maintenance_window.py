@@ -35,7 +35,13 @@ attributes:
 options:
   windows:
     description:
-      - The maintenance windows, each a mapping.
+      - The maintenance windows, each a mapping or a shorthand string.
+      - The shorthand V("Sun 02:00-04:00") is a weekly window, every Sunday from
+        02:00 to 04:00; with an ordinal first, such as V("first Sun 02:00-06:00")
+        or V("last Sat 23:00-01:00"), it opens on that weekday of every month
+        (C(first) to C(fifth), C(1st) to C(5th), or C(last)). The end may be past
+        midnight. A shorthand window lies in O(timezone) and is named by its own
+        text (with single spaces), which is the name to give in O(require).
       - C(schedule) is V(weekly), V(monthly) or V(quarterly) and is required.
       - C(name) names the window in results and in O(require); it defaults to the
         schedule, and names must be unique.
@@ -59,7 +65,7 @@ options:
         spring moves forward by the change; a start inside the hour repeated in
         autumn is the first of the two.
     type: list
-    elements: dict
+    elements: raw
     default:
       - name: weekly
         schedule: weekly
@@ -176,6 +182,16 @@ EXAMPLES = r"""
         timezone: Europe/London
     require: [monthly, year-end]
     fail_outside: true
+  delegate_to: localhost
+  run_once: true
+
+- name: Check the windows written as the operators' shorthand
+  trm.maintenance.maintenance_window:
+    windows:
+      - "Sun 02:00-04:00"
+      - "first Sun 02:00-06:00"
+    timezone: Europe/London
+    require: ["first Sun 02:00-06:00"]
   delegate_to: localhost
   run_once: true
 
@@ -403,7 +419,7 @@ from ansible_collections.trm.maintenance.plugins.module_utils.windows import (
 ARGUMENT_SPEC = {
     "windows": {
         "type": "list",
-        "elements": "dict",
+        "elements": "raw",
         "default": copy.deepcopy(DEFAULT_WINDOWS),
     },
     "timezone": {"type": "str", "default": UTC_NAME},

@@ -377,3 +377,44 @@ def test_the_guard_judges_the_same_in_check_mode(ansible, tmp_path, now, refused
     run, entries, _unused = guard_play(ansible, tmp_path, guard_vars, "--check")
     assert (run.rc != 0) is refused
     assert entries[0]["result"]["inside"] is not refused
+
+
+def test_the_module_reads_the_operators_shorthand(ansible):
+    result = run_window(
+        ansible,
+        windows=["Sun 02:00-04:00", "first Sun 02:00-06:00"],
+        now=INSIDE_WEEKLY,
+        require=["Sun 02:00-04:00"],
+    )
+    assert result["failed"] is False, result
+    assert (result["status"], result["inside"]) == ("ok", True)
+    assert result["window"]["name"] == "Sun 02:00-04:00"
+    assert result["window"]["end_utc"] == "2024-06-09T03:00:00Z"
+    # The first Sunday of July 2024 is the 7th: 02:00 BST is 01:00 UTC.
+    later = run_window(
+        ansible,
+        windows=["first Sun 02:00-06:00"],
+        now=INSIDE_WEEKLY,
+    )
+    assert later["next_window"]["start_utc"] == "2024-07-07T01:00:00Z"
+    assert later["next_window"]["end_utc"] == "2024-07-07T05:00:00Z"
+
+
+def test_a_bad_shorthand_names_the_window_and_value(ansible):
+    result = run_window(ansible, windows=["Sun 02:00"], now=INSIDE_WEEKLY)
+    assert result["failed"] is True
+    assert result["msg"].startswith("Option 'windows[0]' must be a shorthand such as")
+    assert result["msg"].endswith("; got 'Sun 02:00'")
+    assert "Traceback" not in result["msg"]
+
+
+def test_the_guard_takes_shorthand_windows(ansible, tmp_path):
+    guard_vars = {
+        "maintenance_guard_windows": ["Sun 02:00-04:00"],
+        "maintenance_guard_now": INSIDE_WEEKLY,
+        "maintenance_guard_timezone": LONDON,
+    }
+    run, entries, ran = guard_play(ansible, tmp_path, guard_vars)
+    assert run.rc == 0, run.stdout
+    assert ran == ["ran-node0"]
+    assert entries[0]["result"]["window"]["name"] == "Sun 02:00-04:00"

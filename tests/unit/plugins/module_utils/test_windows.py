@@ -137,7 +137,14 @@ def days_of(window, year: int) -> list:
         ([{"schedule": "weekly", "name": ""}], "windows[0].name", "''"),
         ([{"schedule": "weekly"}, {"schedule": "weekly"}],
          "windows[1].name", "'weekly'"),
-        (["Sun 02:00-04:00"], "windows[0]", "'Sun 02:00-04:00'"),
+        (["Sun 02:00"], "windows[0]", "'Sun 02:00'"),
+        (["Sun 02:00-02:00"], "windows[0]", "'Sun 02:00-02:00'"),
+        (["Sundae 02:00-04:00"], "windows[0]", "'Sundae'"),
+        (["Sun 02:00-24:00"], "windows[0]", "'24:00'"),
+        (["sixth Sun 02:00-04:00"], "windows[0]", "'sixth Sun 02:00-04:00'"),
+        (["Sun 02:00-04:00", " Sun  02:00-04:00"], "windows[1].name",
+         "'Sun 02:00-04:00'"),
+        ([5], "windows[0]", "5"),
         ([], "windows", "[]"),
         ({"schedule": "weekly"}, "windows", "{'schedule': 'weekly'}"),
     ],
@@ -626,3 +633,67 @@ def test_spans_are_said_in_two_units(delta, text):
 )  # fmt: skip
 def test_windows_describe_themselves(spec, text):
     assert one(spec).describe() == text
+
+
+# The operators' shorthand
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "schedule", "weekday", "start", "minutes", "week"),
+    [
+        ("Sun 02:00-04:00", "Sun 02:00-04:00", "weekly", 6, time(2), 120, None),
+        ("  sunday   2:00 - 4:30 ", "sunday 2:00 - 4:30", "weekly", 6, time(2), 150,
+         None),
+        ("first Sun 02:00-06:00", "first Sun 02:00-06:00", "monthly", 6, time(2),
+         240, 1),
+        ("2nd SAT 22:00-01:00", "2nd SAT 22:00-01:00", "monthly", 5, time(22), 180,
+         2),
+        ("last Fri 23:30-00:00", "last Fri 23:30-00:00", "monthly", 4,
+         time(23, 30), 30, LAST),
+    ],
+)  # fmt: skip
+def test_the_shorthand_reads_as_a_weekly_or_monthly_window(
+    text, name, schedule, weekday, start, minutes, week
+):
+    window = parse_window(text, option="windows[0]", default_timezone=LONDON)
+
+    assert (window.name, window.schedule, window.weekday) == (name, schedule, weekday)
+    assert (window.start, window.duration) == (start, timedelta(minutes=minutes))
+    assert (window.week, window.timezone) == (week, LONDON)
+
+
+def test_the_shorthand_equals_the_mapping_it_stands_for():
+    short = parse_window("first Sun 02:00-06:00", option="w")
+    full = parse_window({"schedule": "monthly", "name": "first Sun 02:00-06:00"},
+                        option="w")  # fmt: skip
+
+    assert short == full
+    assert short.describe() == "the first Sunday of every month at 02:00 for 4 h (UTC)"
+
+
+def test_a_shorthand_window_opens_and_closes_on_the_clock():
+    windows_ = parse_windows(["Sun 02:00-04:00", "last Sat 23:00-01:00"])
+
+    # 2024-06-02 is a Sunday; 2024-06-29 the last Saturday of June.
+    assert open_at(windows_, datetime(2024, 6, 2, 2, 0, tzinfo=UTC)).window.name == (
+        "Sun 02:00-04:00"
+    )
+    assert open_at(windows_, datetime(2024, 6, 2, 4, 0, tzinfo=UTC)) is None
+    assert open_at(windows_, datetime(2024, 6, 22, 23, 30, tzinfo=UTC)) is None
+    late = open_at(windows_, datetime(2024, 6, 30, 0, 59, tzinfo=UTC))
+    assert late.window.name == "last Sat 23:00-01:00"
+    assert late.start == datetime(2024, 6, 29, 23, 0, tzinfo=UTC)
+
+
+def test_the_module_takes_shorthand_and_mappings_together():
+    result = check_window(
+        params(
+            windows=["Sun 02:00-04:00", {"schedule": "quarterly"}],
+            now="2024-06-02T03:00:00+00:00",
+            require=["Sun 02:00-04:00"],
+        )
+    )
+
+    assert result["status"] == "ok"
+    assert result["inside"] is True
+    assert result["window"]["name"] == "Sun 02:00-04:00"
