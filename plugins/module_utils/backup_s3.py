@@ -104,14 +104,30 @@ class S3Settings:
             profile=params.get("profile") or None,
             validate_certs=params.get("validate_certs", True),
             ca_bundle=params.get("ca_bundle") or None,
-            timeout=float(params.get("timeout") or 30.0),
-            retries=int(params.get("retries", 2)),
+            timeout=_timeout(params.get("timeout")),
+            retries=_retries(params.get("retries")),
             pool_size=max(10, int(params.get("max_workers") or 1) * 2),
         )
 
     def where(self) -> str:
         """Name the endpoint for messages: the URL, or AWS and the region."""
         return self.endpoint_url or f"AWS S3 ({self.region or 'default region'})"
+
+
+def _timeout(value: Any) -> float:
+    """Seconds to wait; botocore takes no negative or zero timeout."""
+    seconds = 30.0 if value is None else float(value)
+    if not seconds > 0:
+        raise OptionError("timeout", value, "must be a number of seconds above 0")
+    return seconds
+
+
+def _retries(value: Any) -> int:
+    """How often a request is retried; botocore needs at least one attempt."""
+    count = 2 if value is None else int(value)
+    if count < 0:
+        raise OptionError("retries", value, "must be 0 or more")
+    return count
 
 
 def make_client(settings: S3Settings) -> Any:

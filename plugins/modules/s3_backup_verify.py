@@ -133,11 +133,12 @@ options:
   timeout:
     description:
       - Seconds to wait for a connection and for each read, on S3 and on MongoDB.
+        It must be above V(0).
     type: float
     default: 30.0
   retries:
     description:
-      - How often a failed S3 request is retried.
+      - How often a failed S3 request is retried; V(0) or more.
     type: int
     default: 2
   max_workers:

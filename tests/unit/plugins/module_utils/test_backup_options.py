@@ -217,3 +217,41 @@ def test_an_unusable_endpoint_fails_and_names_the_option():
 
     with pytest.raises(OptionError, match="Option 'endpoint_url' is not usable"):
         run_s3_backup_verify({**BASE, "endpoint_url": "not a url"})
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"retries": -1}, "Option 'retries' must be 0 or more; got -1"),
+        (
+            {"timeout": -1.0},
+            "Option 'timeout' must be a number of seconds above 0; got -1.0",
+        ),
+        ({"timeout": 0}, "Option 'timeout' must be a number of seconds above 0; got 0"),
+    ],
+)
+def test_bad_s3_settings_fail_naming_the_option_not_the_endpoint(params, message):
+    from ansible_collections.trm.maintenance.plugins.module_utils.backup import (
+        run_s3_backup_verify,
+    )
+
+    with pytest.raises(OptionError) as raised:
+        run_s3_backup_verify({**BASE, "endpoint_url": "http://127.0.0.1:9", **params})
+
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("params", "attempts", "seconds"),
+    [({}, 3, 30.0), ({"retries": 0, "timeout": 2.5}, 1, 2.5)],
+)
+def test_s3_settings_reach_botocore(params, attempts, seconds):
+    from ansible_collections.trm.maintenance.plugins.module_utils.backup_s3 import (
+        S3Settings,
+        make_client,
+    )
+
+    config = make_client(S3Settings.from_params({**BASE, **params})).meta.config
+
+    assert config.retries["total_max_attempts"] == attempts
+    assert (config.connect_timeout, config.read_timeout) == (seconds, seconds)
