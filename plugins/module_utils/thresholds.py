@@ -18,6 +18,7 @@ UNKNOWN = "unknown"
 
 ABOVE = "above"
 BELOW = "below"
+RANGE_FORM = "{normal: [low, high], investigate: [low, high]}"
 
 Bounds = Tuple[Optional[float], Optional[float]]
 
@@ -134,23 +135,44 @@ def parse_threshold(spec: Any, *, option: str, default: Any = None) -> Any:
     """Build a ``Threshold`` or ``Range`` from an option value, or raise OptionError.
 
     Accepted forms: ``{warning, critical[, direction]}`` for bounds (direction
-    ``above``, the default, or ``below``) and ``{normal: [low, high],
-    investigate: [low, high]}`` for ranges; either end of a range may be null.
+    ``above`` or ``below``) and ``{normal: [low, high], investigate: [low, high]}``
+    for ranges; either end of a range may be null.
+
+    ``default`` is the option's own default, used when ``spec`` is None. It also
+    completes a partial ``spec``: bounds that do not state their direction take
+    the default's (``above`` without a default), so ``{warning: 90}`` stays a
+    lower bound for an option whose default is one, and an option whose default
+    is a range accepts only ranges.
     """
+    base = _parse(default, option=f"{option} (default)", direction=ABOVE)
     if spec is None:
-        spec = default
+        return base
+    if isinstance(base, Range) and _is_bounds(spec):
+        raise OptionError(option, spec, f"takes ranges only: {RANGE_FORM}")
+    direction = base.direction if isinstance(base, Threshold) else ABOVE
+    return _parse(spec, option=option, direction=direction)
+
+
+def _parse(spec: Any, *, option: str, direction: str) -> Any:
     if isinstance(spec, (Threshold, Range)) or spec is None:
         return spec
     if not isinstance(spec, dict):
         raise OptionError(option, spec, "must be a mapping of thresholds")
     if "normal" in spec or "investigate" in spec:
         return _parse_range(spec, option)
-    return _parse_bounds(spec, option)
+    return _parse_bounds(spec, option, direction)
 
 
-def _parse_bounds(spec: dict, option: str) -> Threshold:
+def _is_bounds(spec: Any) -> bool:
+    """Tell whether ``spec`` is given as bounds rather than as ranges."""
+    if isinstance(spec, Threshold):
+        return True
+    return isinstance(spec, dict) and not {"normal", "investigate"} & set(spec)
+
+
+def _parse_bounds(spec: dict, option: str, implied: str) -> Threshold:
     _reject_unknown_keys(spec, {"warning", "critical", "direction"}, option)
-    direction = spec.get("direction", ABOVE)
+    direction = spec.get("direction", implied)
     if direction not in (ABOVE, BELOW):
         raise OptionError(
             f"{option}.direction", direction, "must be 'above' or 'below'"
@@ -161,10 +183,19 @@ def _parse_bounds(spec: dict, option: str) -> Threshold:
         reversed_ = critical < warning if direction == ABOVE else critical > warning
         if reversed_:
             word = "at or above" if direction == ABOVE else "at or below"
+            whence = "" if "direction" in spec else _implied_text(direction)
             raise OptionError(
-                option, spec, f"critical must be {word} warning for '{direction}'"
+                option,
+                spec,
+                f"critical must be {word} warning for '{direction}'{whence}",
             )
     return Threshold(warning=warning, critical=critical, direction=direction)
+
+
+def _implied_text(direction: str) -> str:
+    if direction == ABOVE:
+        return ""
+    return " (the direction of its default; set direction: above to change it)"
 
 
 def _parse_range(spec: dict, option: str) -> Range:

@@ -258,6 +258,11 @@ notes:
     C({warning, critical, direction: below}) for lower bounds and
     C({normal: [low, high], investigate: [low, high]}) for ranges. A value equal
     to a bound is inside it. V({}) judges nothing and only reports the value.
+  - >-
+    An override replaces the default thresholds of its option. When it leaves
+    out C(direction), it keeps the direction of the default, so
+    V(hit_rate: {warning: 90}) warns below 90%. O(fragmentation_ratio) takes
+    ranges only.
   - The module opens one connection, with no retries, and the O(sample_seconds)
     wait is its only pause. PING, INFO, SLOWLOG and CONFIG GET do not touch the
     keyspace, so the hit rate is not changed by the check itself.

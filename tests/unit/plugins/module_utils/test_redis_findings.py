@@ -214,6 +214,34 @@ def test_lifetime_hit_rate(hits, misses, value, status):
     assert "hit_rate_interval" not in found["checks"]
 
 
+@pytest.mark.parametrize(
+    ("override", "hits", "misses", "status", "message"),
+    [
+        # A partial override keeps the default's direction: a lower bound.
+        ({"warning": 90}, 85, 15, "warning", "85%, below the warning threshold"),
+        ({"warning": 90}, 95, 5, "ok", "95% (warning below 90%)"),
+        ({"warning": 90, "critical": 70}, 60, 40, "critical", "below the critical"),
+        ({"critical": 70}, 75, 25, "ok", "75% (critical below 70%)"),
+    ],
+)
+def test_a_partial_hit_rate_override_is_still_a_lower_bound(
+    override, hits, misses, status, message
+):
+    info = {"keyspace_hits": hits, "keyspace_misses": misses}
+    found = run(observation(info), ["hit_rate"], hit_rate=override)
+    finding = found["checks"]["hit_rate_lifetime"]
+    assert finding.status == status
+    assert finding.threshold.direction == "below"
+    assert message in finding.message
+
+
+def test_bounds_for_the_fragmentation_range_are_refused():
+    with pytest.raises(OptionError) as raised:
+        options(fragmentation_ratio={"warning": 1.6})
+    assert raised.value.option == "fragmentation_ratio"
+    assert "takes ranges only" in str(raised.value)
+
+
 def test_no_lookups_is_no_hit_rate_and_no_verdict():
     info = {"keyspace_hits": 0, "keyspace_misses": 0}
     finding = run(observation(info), ["hit_rate"])["checks"]["hit_rate_lifetime"]

@@ -104,6 +104,125 @@ def test_parse_falls_back_to_the_default():
     assert parse_threshold(None, option="t", default=default) == Threshold(1, 5)
 
 
+# The defaults of options that callers pass to parse_threshold, as they are.
+HIT_RATE = {"warning": 80, "critical": 50, "direction": "below"}
+OPLOG_WINDOW = {"warning": 48, "critical": 24, "direction": "below"}
+CAPACITY_PROJECTION = {"warning": 90, "critical": 30, "direction": "below"}
+PING_LATENCY = {"warning": 50, "critical": 200}
+FRAGMENTATION = {"normal": [1.0, 1.5], "investigate": [0.9, 2.0]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "default", "expected"),
+    [
+        # A partial override takes the direction of the option's default.
+        ({"warning": 90}, HIT_RATE, Threshold(90.0, None, "below")),
+        ({"critical": 24}, OPLOG_WINDOW, Threshold(None, 24.0, "below")),
+        ({"critical": 30}, CAPACITY_PROJECTION, Threshold(None, 30.0, "below")),
+        ({"warning": 90, "critical": 70}, HIT_RATE, Threshold(90.0, 70.0, "below")),
+        ({}, HIT_RATE, Threshold(None, None, "below")),
+        ({"warning": 10}, PING_LATENCY, Threshold(10.0, None, "above")),
+        # A default given as an object completes an override the same way.
+        ({"warning": 90}, Threshold(80, 50, "below"), Threshold(90.0, None, "below")),
+        # A direction the user states wins over the default's.
+        (
+            {"warning": 10, "direction": "above"},
+            HIT_RATE,
+            Threshold(10.0, None, "above"),
+        ),
+        (
+            {"critical": 1, "direction": "below"},
+            PING_LATENCY,
+            Threshold(None, 1.0, "below"),
+        ),
+        # Without a default, bounds are upper bounds.
+        ({"warning": 90}, None, Threshold(90.0, None, "above")),
+        # A range default stays a range; a range may replace bounds.
+        (
+            {"normal": [1.0, 1.3], "investigate": [0.8, 3.0]},
+            FRAGMENTATION,
+            Range((1.0, 1.3), (0.8, 3.0)),
+        ),
+        ({"normal": [1.0, 1.3]}, FRAGMENTATION, Range((1.0, 1.3), (None, None))),
+        (
+            {"normal": [50, 100], "investigate": [0, 100]},
+            HIT_RATE,
+            Range((50.0, 100.0), (0.0, 100.0)),
+        ),
+        # Nothing given: the default, whole.
+        (None, HIT_RATE, Threshold(80.0, 50.0, "below")),
+        (None, FRAGMENTATION, Range((1.0, 1.5), (0.9, 2.0))),
+        (None, None, None),
+    ],
+)
+def test_partial_overrides_keep_the_default_s_direction(spec, default, expected):
+    assert parse_threshold(spec, option="t", default=default) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "default", "value", "expected"),
+    [
+        # hit_rate: {warning: 90} must warn on a low rate, not on a high one.
+        ({"warning": 90}, HIT_RATE, 85, "warning"),
+        ({"warning": 90}, HIT_RATE, 95, "ok"),
+        ({"warning": 90, "critical": 70}, HIT_RATE, 60, "critical"),
+        # oplog_window: {critical: 24} hours: a short window is critical.
+        ({"critical": 24}, OPLOG_WINDOW, 12, "critical"),
+        ({"critical": 24}, OPLOG_WINDOW, 72, "ok"),
+        # capacity_projection: {critical: 30} days until full.
+        ({"critical": 30}, CAPACITY_PROJECTION, 10, "critical"),
+        ({"critical": 30}, CAPACITY_PROJECTION, 400, "ok"),
+        ({"warning": 10}, PING_LATENCY, 11, "warning"),
+    ],
+)
+def test_partial_overrides_judge_the_way_the_default_does(
+    spec, default, value, expected
+):
+    threshold = parse_threshold(spec, option="t", default=default)
+    assert threshold.evaluate(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "default", "message"),
+    [
+        (
+            {"warning": 1.6},
+            FRAGMENTATION,
+            "Option 'rt' takes ranges only: {normal: [low, high], investigate: "
+            "[low, high]}; got {'warning': 1.6}",
+        ),
+        (
+            {"warning": 1.2, "critical": 2, "direction": "above"},
+            FRAGMENTATION,
+            "Option 'rt' takes ranges only",
+        ),
+        (
+            {"warning": 50, "critical": 80},
+            HIT_RATE,
+            "Option 'rt' critical must be at or below warning for 'below' (the "
+            "direction of its default; set direction: above to change it); got",
+        ),
+        (
+            {"warning": 50, "critical": 80, "direction": "below"},
+            HIT_RATE,
+            "Option 'rt' critical must be at or below warning for 'below'; got",
+        ),
+        (
+            {"warning": 5, "critical": 1},
+            PING_LATENCY,
+            "Option 'rt' critical must be at or above warning for 'above'; got",
+        ),
+        ({"warning": "x"}, HIT_RATE, "Option 'rt.warning' must be a number"),
+        ("high", FRAGMENTATION, "Option 'rt' must be a mapping of thresholds"),
+    ],
+)
+def test_overrides_that_contradict_the_default_are_refused(spec, default, message):
+    with pytest.raises(OptionError) as caught:
+        parse_threshold(spec, option="rt", default=default)
+    assert str(caught.value).startswith(message)
+    assert caught.value.option.startswith("rt")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
