@@ -481,12 +481,12 @@ def top_patterns(targets: list, count: int, redact: Redactor) -> list:
     return [
         {
             "group": group,
-            "pattern": redact(pattern),
+            "pattern": redact.pattern(message),
             "count": hits,
             "example": redact(message),
             "container": where,
         }
-        for (group, pattern), (hits, message, where) in ranked[:count]
+        for (group, _pattern), (hits, message, where) in ranked[:count]
     ]
 
 

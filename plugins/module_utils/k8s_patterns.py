@@ -363,24 +363,50 @@ _SECRET_KEY = (
     r"[\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key"
     r"|private[_-]?key|session[_-]?id)[\w.-]*"
 )
+# A key, bare or quoted as in JSON or a Python dict (also with the quotes escaped,
+# as in JSON logged inside a JSON string), then ``=`` or ``:``.
+_KEY_QUOTE = r"(\\?[\"'])?"
+_SEPARATOR = r"(\s*[=:]\s*)"
+# A value: a quoted string (escapes inside it kept; Python's b'' too), or a word.
+_QUOTED_VALUE = (
+    r"[bBuU]?(?:\\\"(?:(?!\\\").)*\\\"|\\'(?:(?!\\').)*\\'"
+    r"|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*')"
+)
+_QUOTE = re.compile(r"[bBuU]?(\\?[\"'])")
+_KEY_VALUE = re.compile(
+    rf"(?i)\b({_SECRET_KEY}){_KEY_QUOTE}{_SEPARATOR}"
+    rf"({_QUOTED_VALUE}|[^\s&;,)\]}}\"'\\]+)"
+)
+# A cookie header's value holds several pairs: all of it is masked.
+_COOKIE = re.compile(
+    rf"(?i)\b((?:set-)?cookie){_KEY_QUOTE}{_SEPARATOR}({_QUOTED_VALUE}|[^\n\"'\\]+)"
+)
 _REDACTIONS = (
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@"), rf"\1:{MASK}@"),
     (
         re.compile(
-            r"(?i)((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?"
-            r"(?:(?:bearer|basic|token|digest)\s+)?)(?!<redacted>)[^\s\"',;)]+"
+            r"(?i)((?:proxy-)?authorization\\?[\"']?\s*[:=]\s*\\?[\"']?"
+            r"(?:(?:bearer|basic|token|digest)\s+)?)(?!<redacted>)[^\s\"',;)\\]+"
         ),
         rf"\1{MASK}",
     ),
+    # A bearer token anywhere else: a word with a digit or a punctuation mark in it.
     (
-        re.compile(
-            rf"(?i)\b({_SECRET_KEY})(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&;,)\]}}]+)"
-        ),
-        rf"\1\2{MASK}",
+        re.compile(r"(?i)\b(bearer\s+)(?=[\w.~+/=-]*[\d.~+/=_-])[\w.~+/=-]{8,}"),
+        rf"\1{MASK}",
     ),
     (re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]{5,}"), MASK),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
 )
+
+
+def _mask_value(found: Any) -> str:
+    """Mask a key's value; a quoted key keeps its value's quotes, as JSON does."""
+    key, key_quote, separator, value = found.groups()
+    quote = _QUOTE.match(value)
+    if key_quote is None or quote is None:
+        return f"{key}{key_quote or ''}{separator}{MASK}"
+    return f"{key}{key_quote}{separator}{quote[0]}{MASK}{quote[1]}"
 
 
 def normalise(message: str) -> str:
@@ -401,9 +427,19 @@ class Redactor:
         for value in self.values:
             if value:
                 text = text.replace(value, MASK)
+        text = _COOKIE.sub(_mask_value, text)
+        text = _KEY_VALUE.sub(_mask_value, text)
         for pattern, replacement in _REDACTIONS:
             text = pattern.sub(replacement, text)
         text = text.strip()
         return (
             text if len(text) <= MAX_EXAMPLE_CHARS else f"{text[:MAX_EXAMPLE_CHARS]}..."
         )
+
+    def pattern(self, message: str) -> str:
+        """Return the normalised form of ``message`` with every secret masked.
+
+        Masked before normalising too: replacing a token's digits would break
+        the shapes that secrets are recognised by.
+        """
+        return self(normalise(self(message)))

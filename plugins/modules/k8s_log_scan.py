@@ -124,9 +124,12 @@ options:
     default: 10
   redact:
     description:
-      - Values to mask in the example lines, besides the secrets recognised by
-        their shape (passwords and tokens in C(key=value) form, bearer tokens,
-        JWTs, passwords in URLs, AWS access key ids).
+      - Values to mask in the example lines and the top patterns, besides the
+        secrets recognised by their shape. Those are the values of passwords,
+        secrets, tokens, API keys, session ids, authorization headers and cookies,
+        whether written as C(key=value), as C(key) and a colon, as JSON or as a
+        Python mapping, with the keys quoted or not; bearer tokens; JWTs;
+        passwords in URLs; and AWS access key ids.
     type: list
     elements: str
     default: []
@@ -383,7 +386,7 @@ top_patterns:
       type: str
       sample: errors
     pattern:
-      description: The line with ids as C(<id>), addresses as C(<ip>), numbers as C(<n>).
+      description: The line with ids as C(<id>), addresses as C(<ip>), numbers as C(<n>), and secrets masked.
       type: str
       sample: >-
         ERROR ValidationError: referral ref-<n> is missing required field

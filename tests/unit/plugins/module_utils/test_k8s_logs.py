@@ -20,8 +20,10 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s_logs import (
     line_time,
     parse_since,
     read_stream,
+    top_patterns,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.k8s_patterns import (
+    Redactor,
     parse_groups,
 )
 
@@ -193,3 +195,35 @@ def test_coverage_counts_from_the_window_or_the_pod_start(started, earliest, cov
 def test_missing_logs_are_not_failures(status, message, previous, expected):
     error = ApiError(status, "Bad Request", message)
     assert _no_log_yet(error, previous=previous) is expected
+
+
+def test_top_patterns_mask_json_and_dict_secrets_in_pattern_and_example():
+    tally = _tally(NOW - HOUR)
+    tally.begin_stream()
+    tally.feed(
+        f'{_stamp(-60)} ERROR login {{"user":"bob","password":"hunter2"}} 12\n'
+        f"{_stamp(-50)} ERROR call {{'token': 'tk-998877', 'n': 3}}\n"
+        f'{_stamp(-40)} ERROR login {{"user":"bob","password":"hunter2"}} 13\n'
+    )
+    tally.end_stream()
+    pod = {"metadata": {"name": "p"}, "status": {}}
+
+    found = top_patterns([Target(pod, "app", tally)], 5, Redactor())
+
+    assert found == [
+        {
+            "group": "errors",
+            "pattern": 'ERROR login {"user":"bob","password":"***"} <n>',
+            "count": 2,
+            "example": 'ERROR login {"user":"bob","password":"***"} 12',
+            "container": "p/app",
+        },
+        {
+            "group": "errors",
+            "pattern": "ERROR call {'token': '***', 'n': <n>}",
+            "count": 1,
+            "example": "ERROR call {'token': '***', 'n': 3}",
+            "container": "p/app",
+        },
+    ]
+    assert "hunter2" not in repr(found) and "998877" not in repr(found)

@@ -212,3 +212,50 @@ def test_redactor_masks_given_values_and_cuts_long_lines():
     redact = Redactor(["internal.example.org"])
     assert redact("call internal.example.org failed") == "call *** failed"
     assert redact("x" * 400) == "x" * 300 + "..."
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ('{"password":"hunter2"}', '{"password":"***"}'),
+        ("{'password': 'hunter2'}", "{'password': '***'}"),
+        ('{"user":"bob","secret":"s3","n":1}', '{"user":"bob","secret":"***","n":1}'),
+        ('{"token": "abc-123", "ok": true}', '{"token": "***", "ok": true}'),
+        ('{"api_key":"k1"}', '{"api_key":"***"}'),
+        ("{'apikey': 'k1', 'id': 7}", "{'apikey': '***', 'id': 7}"),
+        ('{"client_secret":"a\\"b"}', '{"client_secret":"***"}'),
+        ('{"password": 12345}', '{"password": ***}'),
+        ("{'token': b'raw'}", "{'token': b'***'}"),
+        ('log={\\"password\\":\\"hunter2\\"}', 'log={\\"password\\":\\"***\\"}'),
+        ('{"authorization": "Bearer abc.def"}', '{"authorization": "Bearer ***"}'),
+        ("{'Authorization': 'Basic dXNlcjpwYXNz'}", "{'Authorization': 'Basic ***'}"),
+        ('{"cookie": "sid=abc; theme=dark", "a": 1}', '{"cookie": "***", "a": 1}'),
+        ("Cookie: sid=abc; theme=dark", "Cookie: ***"),
+        ("Set-Cookie: sid=abc; Path=/; HttpOnly", "Set-Cookie: ***"),
+        ("sent Bearer 9f8e7d6c5b4a upstream", "sent Bearer *** upstream"),
+        ("retry with bearer abc.def-ghi now", "retry with bearer *** now"),
+        ("bearer authentication failed", "bearer authentication failed"),
+        ('{"user": "bob", "level": "error"}', '{"user": "bob", "level": "error"}'),
+    ],
+)
+def test_redactor_masks_json_and_python_dict_secrets(text, masked):
+    assert Redactor()(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("message", "pattern"),
+    [
+        (
+            'ERROR login {"password":"hunter2"} for 12',
+            'ERROR login {"password":"***"} for <n>',
+        ),
+        ("ERROR call {'token': 'x9y8z7'}", "ERROR call {'token': '***'}"),
+        ("ERROR upstream said Bearer abc123def456", "ERROR upstream said Bearer ***"),
+        (
+            "ERROR header Authorization: Bearer a1.b2.c3",
+            "ERROR header Authorization: Bearer ***",
+        ),
+    ],
+)
+def test_redactor_masks_the_normalised_pattern_too(message, pattern):
+    assert Redactor().pattern(message) == pattern
