@@ -23,7 +23,10 @@ help:
 	@echo "make demo   start the local lab, run the daily checks, print the report"
 	@echo "make test   sanity, lint, unit and integration tests (starts its own lab)"
 
+# The OS packages come first: Debian's python3 builds no virtual environment
+# without python3-venv.
 $(PY): requirements.txt requirements-test.txt
+	PYTHON=$(PYTHON) ./scripts/install-os-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-test.txt
@@ -36,7 +39,7 @@ $(COLLECTION_LINK):
 	ln -sfn ../../.. $(COLLECTION_LINK)
 
 lab-deps:
-	./scripts/install-os-packages.sh
+	PYTHON=$(PYTHON) ./scripts/install-os-packages.sh
 
 lab-up: venv lab-deps
 	$(PY) -m lab --state-dir $(LAB_STATE) up
@@ -80,9 +83,7 @@ integration: venv lab-deps
 # it gets a clean copy of the files git knows (tracked or not ignored).
 sanity: venv
 	rm -rf $(SANITY_BASE)
-	mkdir -p $(SANITY_ROOT)
-	git ls-files -z --cached --others --exclude-standard \
-	  | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/ 2>/dev/null || true
+	./scripts/copy-git-files.sh $(SANITY_ROOT)
 	cd $(SANITY_ROOT) && git init -q && git add -A >/dev/null 2>&1 && \
 	  $(CURDIR)/$(BIN)/ansible-test sanity --venv \
 	  --python $$($(CURDIR)/$(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
