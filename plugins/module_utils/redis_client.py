@@ -10,6 +10,7 @@ was told to and never hides a failed attempt behind a silent second one.
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import ssl
 import time
@@ -67,6 +68,12 @@ REDIS_ARGUMENT_SPEC = {
     "sentinel_password": {"type": "str", "no_log": True},
 }
 REDIS_MUTUALLY_EXCLUSIVE = [["url", "sentinel_hosts"]]
+# The PEM files of TLS, by option, and what each must hold.
+TLS_FILES = {
+    "ca_certs": "the CA certificates that signed the server's certificate",
+    "client_cert_file": "the client certificate",
+    "client_key_file": "the client certificate's private key",
+}
 REDIS_REQUIRED_TOGETHER = [["sentinel_hosts", "service_name"]]
 
 # What each kind of failure means for a check: the server is down (critical) or
@@ -175,14 +182,40 @@ def settings_from_params(params: dict) -> RedisSettings:
     if not timeout > 0:
         raise OptionError("timeout", timeout, "must be a number of seconds above 0")
     target = _url_target(params) if params.get("url") else _option_target(params)
+    files = {option: tls_file(params.get(option), option) for option in TLS_FILES}
+    if files["client_key_file"] and not files["client_cert_file"]:
+        raise OptionError(
+            "client_key_file",
+            files["client_key_file"],
+            "needs client_cert_file, the certificate the key belongs to",
+        )
     return RedisSettings(
         **target,
         validate_certs=bool(params.get("validate_certs", True)),
-        ca_certs=params.get("ca_certs") or None,
-        client_cert_file=params.get("client_cert_file") or None,
-        client_key_file=params.get("client_key_file") or None,
+        **files,
         timeout=float(timeout),
     )
+
+
+def tls_file(path: Any, option: str) -> str | None:
+    """Return the PEM file ``path`` of ``option``, or raise OptionError.
+
+    A missing file is the caller's mistake, not the server's: checked here, it
+    fails the task naming the option instead of looking like a TLS failure.
+    """
+    if not path:
+        return None
+    path = str(path)
+    fix = f"set {option} to the PEM file of {TLS_FILES[option]}"
+    if os.path.isdir(path):
+        raise OptionError(option, path, f"is a folder, not a file; {fix}")
+    if not os.path.isfile(path):
+        raise OptionError(option, path, f"names a file that does not exist; {fix}")
+    if not os.access(path, os.R_OK):
+        raise OptionError(
+            option, path, "names a file that the user running the task cannot read"
+        )
+    return path
 
 
 def _option_target(params: dict) -> dict:

@@ -106,6 +106,9 @@ options:
   ca_certs:
     description:
       - A PEM file of CA certificates to trust instead of the system's.
+      - The file must exist and be readable; otherwise the task fails naming
+        the option and the path, before any connection is made. The same holds
+        for O(client_cert_file) and O(client_key_file).
     type: path
   client_cert_file:
     description:
@@ -115,7 +118,7 @@ options:
   client_key_file:
     description:
       - The private key of O(client_cert_file), when the certificate file does not
-        hold it.
+        hold it. Requires O(client_cert_file).
     type: path
   timeout:
     description:

@@ -634,6 +634,22 @@ def test_validate_certs_false_accepts_an_unknown_ca(ansible, tls_server):
     assert result["status"] == "ok", result["summary"]
 
 
+@pytest.mark.parametrize("option", ["ca_certs", "client_cert_file", "client_key_file"])
+def test_a_missing_tls_file_fails_the_task_naming_option_and_path(
+    ansible, tls_server, tmp_path, option
+):
+    missing = str(tmp_path / f"missing-{option}.pem")
+    result = ansible.module(MODULE, {**tls_args(tls_server), option: missing})
+    assert result["failed"] is True
+    assert result["option"] == option
+    assert result["msg"].startswith(
+        f"Option '{option}' names a file that does not exist; set {option} to "
+    )
+    assert result["msg"].endswith(f"; got '{missing}'")
+    # Bad input fails before any connection: no finding blames the server.
+    assert not result.get("checks")
+
+
 # Replication and Sentinel
 
 

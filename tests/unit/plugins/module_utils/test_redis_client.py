@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 
@@ -130,15 +131,17 @@ def test_settings_never_show_the_password_in_their_repr():
     assert SECRET not in repr(settings)
 
 
-def test_tls_settings_become_redis_py_keyword_arguments():
+def test_tls_settings_become_redis_py_keyword_arguments(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
     settings = settings_from_params(
-        params(tls=True, validate_certs=False, ca_certs="/ca.pem")
+        params(tls=True, validate_certs=False, ca_certs=str(ca))
     )
     kwargs = settings.client_kwargs()
     assert kwargs["ssl"] is True
     assert kwargs["ssl_cert_reqs"] == "none"
     assert kwargs["ssl_check_hostname"] is False
-    assert kwargs["ssl_ca_certs"] == "/ca.pem"
+    assert kwargs["ssl_ca_certs"] == str(ca)
     assert kwargs["single_connection_client"] is True
     assert kwargs["retry"].get_retries() == 0
 
@@ -229,3 +232,81 @@ def test_messages_name_the_server_and_the_timeout():
     settings = RedisSettings(host="cache", port=6380, timeout=1.5)
     text = describe("timeout", redis.TimeoutError("x"), settings, "INFO")
     assert text == "Redis at cache:6380 did not answer INFO within 1.5 s (the timeout)"
+
+
+# TLS files
+
+
+@pytest.fixture
+def pem_files(tmp_path) -> dict:
+    """Three files standing in for the CA, the certificate and the key."""
+    paths = {}
+    for option in ("ca_certs", "client_cert_file", "client_key_file"):
+        paths[option] = tmp_path / f"{option}.pem"
+        paths[option].write_text("-----BEGIN CERTIFICATE-----\n")
+    return {option: str(path) for option, path in paths.items()}
+
+
+def test_existing_tls_files_reach_the_connection(pem_files):
+    settings = settings_from_params(params(tls=True, **pem_files))
+    kwargs = settings.tls_kwargs()
+    assert (kwargs["ssl_ca_certs"], kwargs["ssl_certfile"], kwargs["ssl_keyfile"]) == (
+        pem_files["ca_certs"],
+        pem_files["client_cert_file"],
+        pem_files["client_key_file"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "fix"),
+    [
+        ("ca_certs", "the CA certificates that signed the server's certificate"),
+        ("client_cert_file", "the client certificate"),
+        ("client_key_file", "the client certificate's private key"),
+    ],
+)
+@pytest.mark.parametrize("url", [None, "rediss://cache:6380/0"])
+def test_a_missing_tls_file_is_bad_input_naming_option_and_path(
+    pem_files, tmp_path, option, fix, url
+):
+    missing = str(tmp_path / "gone" / f"{option}.pem")
+    with pytest.raises(OptionError) as raised:
+        settings_from_params(
+            params(tls=True, url=url, **{**pem_files, option: missing})
+        )
+    assert raised.value.option == option
+    assert raised.value.value == missing
+    assert str(raised.value) == (
+        f"Option '{option}' names a file that does not exist; set {option} to "
+        f"the PEM file of {fix}; got '{missing}'"
+    )
+
+
+def test_a_folder_is_not_a_tls_file(pem_files, tmp_path):
+    with pytest.raises(OptionError) as raised:
+        settings_from_params(
+            params(tls=True, **{**pem_files, "ca_certs": str(tmp_path)})
+        )
+    assert raised.value.option == "ca_certs"
+    assert str(raised.value).startswith("Option 'ca_certs' is a folder, not a file")
+
+
+def test_an_unreadable_tls_file_says_so(pem_files, monkeypatch):
+    # Root reads every file, so the permission is denied by the test.
+    real_access = os.access
+    denied = pem_files["client_key_file"]
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: path != denied and real_access(path, mode)
+    )
+    with pytest.raises(OptionError) as raised:
+        settings_from_params(params(tls=True, **pem_files))
+    assert raised.value.option == "client_key_file"
+    assert "cannot read" in str(raised.value)
+
+
+def test_a_key_without_its_certificate_is_refused(pem_files):
+    files = {**pem_files, "client_cert_file": None}
+    with pytest.raises(OptionError) as raised:
+        settings_from_params(params(tls=True, **files))
+    assert raised.value.option == "client_key_file"
+    assert "needs client_cert_file" in str(raised.value)
