@@ -2,16 +2,18 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Compaction of large MongoDB collections: a disruptive operation, guarded.
 
-The order is always the same: preconditions (the maintenance window, the
-server's role), then the plan (collections of the allowed databases at or over
-the size threshold), then, unless in check mode or refused, ``compact`` on each
-planned collection, timed, with the bytes it freed.
+The order is always the same: preconditions (the shared maintenance windows of
+``windows.py``, or the guard that checked them; the server's role), then the
+plan (collections of the allowed databases at or over the size threshold), then,
+unless in check mode or refused, ``compact`` on each planned collection, timed,
+with the bytes it freed.
 """
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -37,12 +39,21 @@ from ansible_collections.trm.maintenance.plugins.module_utils.mongo_storage impo
     list_collections,
     parse_size,
 )
-from ansible_collections.trm.maintenance.plugins.module_utils.mongo_window import (
-    window_state,
-)
 from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import (
     OK,
     WARNING,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.windows import (
+    DEFAULT_WINDOWS,
+    UTC_NAME,
+    Request,
+    evaluate,
+    inside_text,
+    load_zone,
+    outside_text,
+    parse_now,
+    parse_windows,
+    utc_text,
 )
 
 SUBJECT = "MongoDB compaction"
@@ -78,26 +89,93 @@ def allowed_databases(value: Any) -> list:
     return list(dict.fromkeys(value))
 
 
-def operation_time(value: Any) -> datetime:
-    """The moment the window is judged at: ``now``, else this host's clock."""
-    if not value:
-        return datetime.now(timezone.utc)
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise OptionError("now", value, "must be an ISO 8601 date and time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+# compact can run for hours on a large collection; a week is beyond any window.
+MAX_COMPACT_TIMEOUT = 7 * 24 * 3600.0
+DEFAULT_COMPACT_TIMEOUT = 3600.0
+
+
+def compact_timeout(value: Any) -> float:
+    """Seconds to wait for each ``compact``: above 0, at most a week."""
+    seconds = DEFAULT_COMPACT_TIMEOUT if value is None else value
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 < seconds <= MAX_COMPACT_TIMEOUT
+    ):
+        raise OptionError(
+            "compact_timeout",
+            value,
+            f"must be a number of seconds above 0, at most {MAX_COMPACT_TIMEOUT:g}",
+        )
+    return float(seconds)
+
+
+@dataclass(frozen=True)
+class WindowGate:
+    """The maintenance windows at the moment of the operation, and who decides."""
+
+    request: Request
+    verdict: Any
+    checked_by: str | None
+    allow_outside: bool
+
+    @property
+    def allowed_by(self) -> str | None:
+        """Why the operation may run: the window, its checker, or the override."""
+        if self.checked_by:
+            return "window_checked_by"
+        if self.verdict.inside:
+            return "window"
+        return "allow_outside_window" if self.allow_outside else None
+
+    def as_dict(self) -> dict:
+        """The windows as the result shows them."""
+        current, following = self.verdict.current, self.verdict.following
+        shown = current or following
+        return {
+            "open": self.verdict.inside,
+            "window": current.window.name if current else None,
+            "opens_at": shown.start.isoformat() if shown else None,
+            "closes_at": shown.end.isoformat() if shown else None,
+            "current": current.to_dict() if current else None,
+            "next": following.to_dict() if following else None,
+            "now": utc_text(self.verdict.now),
+            "windows": [window.to_dict() for window in self.request.windows],
+            "checked_by": self.checked_by,
+            "allowed_by": self.allowed_by,
+        }
+
+
+def window_gate(params: dict) -> WindowGate:
+    """Parse the window options and judge the moment of the operation."""
+    zone_name = params.get("timezone") or UTC_NAME
+    zone = load_zone(zone_name, "timezone")
+    specs = params.get("windows")
+    windows = parse_windows(
+        DEFAULT_WINDOWS if specs is None else specs,
+        default_timezone=zone_name,
+        option="windows",
+    )
+    request = Request(windows=windows, now=parse_now(params.get("now"), zone=zone))
+    checked_by = params.get("window_checked_by")
+    if checked_by is not None and not str(checked_by).strip():
+        raise OptionError(
+            "window_checked_by", checked_by, "must name what checked the window"
+        )
+    return WindowGate(
+        request=request,
+        verdict=evaluate(windows, request.now),
+        checked_by=str(checked_by).strip() if checked_by else None,
+        allow_outside=bool(params.get("allow_outside_window")),
+    )
 
 
 def run_mongo_compact(params: dict, *, check_mode: bool) -> dict:
     """Plan, guard and (unless in check mode or refused) run the compaction."""
     databases = allowed_databases(params.get("databases"))
     min_size = parse_size(params.get("min_size"), "min_size") or 0
-    window = window_state(
-        params.get("maintenance_window") or {},
-        operation_time(params.get("now")),
-        option="maintenance_window",
-    )
+    timeout = compact_timeout(params.get("compact_timeout"))
+    window = window_gate(params)
     result, phases = CheckResult(), Phases()
     outcome: dict = {"plan": [], "compacted": [], "refused": False, "reason": None}
     with MongoSession(params) as session:
@@ -110,7 +188,7 @@ def run_mongo_compact(params: dict, *, check_mode: bool) -> dict:
             if reason is None and not check_mode and outcome["plan"]:
                 with phases.measure("compact"):
                     outcome["compacted"] = _compact_all(
-                        session, outcome["plan"], params, result
+                        session, outcome["plan"], timeout, result
                     )
         except ServerProblem as problem:
             result.add(problem_finding(problem))
@@ -130,40 +208,37 @@ def _refusal(
     return "; ".join(found) or None
 
 
-def _window_guard(window: Any, params: dict, result: CheckResult) -> str | None:
-    if window.open:
+def _window_guard(window: WindowGate, params: dict, result: CheckResult) -> str | None:
+    verdict = window.verdict
+    own = (
+        inside_text(verdict)
+        if verdict.inside
+        else outside_text(window.request, verdict)
+    )
+    if window.checked_by:
+        message = (
+            f"Allowed by {window.checked_by}, which checked the maintenance window "
+            f"(here: {own[0].lower()}{own[1:]})"
+        )
+    elif verdict.inside:
+        message = own
+    elif window.allow_outside:
+        message = f"{own}; allowed by allow_outside_window"
+    else:
+        reason = f"{own[0].lower()}{own[1:]}"
         result.add(
             Finding(
                 name="maintenance_window",
-                status=OK,
-                message=f"Inside the maintenance window {window.description}, "
-                f"which closes at {window.closes_at.isoformat()}",
+                status=WARNING,
+                message=f"Compaction refused: {reason}",
+                action=(
+                    "Run it inside a window, or set allow_outside_window to override"
+                ),
             )
         )
-        return None
-    if params.get("allow_outside_window"):
-        result.add(
-            Finding(
-                name="maintenance_window",
-                status=OK,
-                message=f"Outside the maintenance window {window.description}; "
-                "allowed by allow_outside_window",
-            )
-        )
-        return None
-    reason = (
-        f"outside the maintenance window {window.description} "
-        f"(next opens at {window.opens_at.isoformat()})"
-    )
-    result.add(
-        Finding(
-            name="maintenance_window",
-            status=WARNING,
-            message=f"Compaction refused: {reason}",
-            action="Run it inside the window, or set allow_outside_window to override",
-        )
-    )
-    return reason
+        return reason
+    result.add(Finding(name="maintenance_window", status=OK, message=message))
+    return None
 
 
 def _primary_guard(hello: dict, params: dict, result: CheckResult) -> str | None:
@@ -215,12 +290,12 @@ def _planned(row: dict) -> dict:
 
 
 def _compact_all(
-    session: MongoSession, planned: list, params: dict, result: CheckResult
+    session: MongoSession, planned: list, timeout: float, result: CheckResult
 ) -> list:
     done = []
     for entry in planned:
         try:
-            done.append(_compact_one(session, entry, params))
+            done.append(_compact_one(session, entry, timeout))
         except Refused as refusal:
             name = f"{entry['database']}.{entry['collection']}"
             result.add(
@@ -229,12 +304,10 @@ def _compact_all(
     return done
 
 
-def _compact_one(session: MongoSession, entry: dict, params: dict) -> dict:
+def _compact_one(session: MongoSession, entry: dict, timeout: float) -> dict:
     started, clock = datetime.now(timezone.utc), time.monotonic()
     answer = session.command(
-        entry["database"],
-        {"compact": entry["collection"]},
-        timeout=params.get("compact_timeout") or 3600.0,
+        entry["database"], {"compact": entry["collection"]}, timeout=timeout
     )
     freed = answer.get("bytesFreed")
     return {

@@ -9,6 +9,7 @@ and reused by every check) and the checks that read ``serverStatus`` and
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -53,6 +54,8 @@ from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import 
 )
 
 SUBJECT = "MongoDB health"
+# The longest look-back in days (100 years): beyond it a date cannot be computed.
+MAX_DAYS = 36500
 CHECKS = (
     "connections",
     "replication",
@@ -130,8 +133,8 @@ def health_settings(params: dict, *, history: list | None = None) -> HealthSetti
         history=history or [],
         top_collections=int(_positive(params, "top_collections", 10)),
         top_slow_queries=int(_positive(params, "top_slow_queries", 10)),
-        slow_query_days=_positive(params, "slow_query_days", 7.0),
-        unused_index_days=_positive(params, "unused_index_days", 7.0),
+        slow_query_days=_days(params, "slow_query_days", 7.0),
+        unused_index_days=_days(params, "unused_index_days", 7.0),
     )
 
 
@@ -147,9 +150,21 @@ def _checks(value: Any) -> list:
 def _positive(params: dict, option: str, default: float) -> float:
     value = params.get(option)
     value = default if value is None else value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise OptionError(option, value, "must be a number above 0")
     return float(value)
+
+
+def _days(params: dict, option: str, default: float) -> float:
+    value = _positive(params, option, default)
+    if value > MAX_DAYS:
+        raise OptionError(option, value, f"must be at most {MAX_DAYS} days")
+    return value
 
 
 def _percent(params: dict, option: str, default: float) -> float:

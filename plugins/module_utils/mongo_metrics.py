@@ -91,6 +91,8 @@ SECRET_WORDS = frozenset(
     }
 )
 MAX_LIST = 500
+# Far beyond any business window, and far from the limits of a date.
+MAX_WINDOW = timedelta(days=36500)
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,12 @@ def parse_window(value: Any, option: str) -> timedelta:
     amount = float(match.group("amount"))
     if amount <= 0:
         raise OptionError(option, value, "must be a duration above 0")
-    return timedelta(**{WINDOW_UNITS[match.group("unit")]: amount})
+    unit = timedelta(**{WINDOW_UNITS[match.group("unit")]: 1})
+    if amount * unit.total_seconds() > MAX_WINDOW.total_seconds():
+        raise OptionError(
+            option, value, f"must be at most {MAX_WINDOW.days}d (100 years)"
+        )
+    return amount * unit
 
 
 def parse_counts(raw: Any, *, database: str | None) -> list:

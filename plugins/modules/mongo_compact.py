@@ -15,8 +15,15 @@ description:
     compacted, how long each took and the bytes it freed.
   - Compaction is disruptive. The module first checks its preconditions and
     refuses, with the reason as a V(warning) finding and RV(refused=true), when
-    the time is outside O(maintenance_window) (unless O(allow_outside_window)) or
-    when the server is a replica set primary (unless O(allow_primary)).
+    the time is outside every window of O(windows) (unless
+    O(allow_outside_window) or O(window_checked_by)) or when the server is a
+    replica set primary (unless O(allow_primary)).
+  - The windows are those of M(trm.maintenance.maintenance_window), weekly,
+    monthly (the nth weekday of the month) and quarterly windows, each in its own
+    time zone. When a guard such as the C(trm.maintenance.maintenance_guard) role
+    has already decided, O(window_checked_by) names it and the module follows
+    that decision; the result says why the compaction ran in
+    RV(window.allowed_by).
   - It never touches a database that O(databases) does not list, and refuses
     C(admin), C(local) and C(config).
   - In check mode it returns the plan (what would be compacted and why) and
@@ -52,21 +59,38 @@ options:
         V(500MB) (powers of 1024).
     type: str
     default: 1GB
-  maintenance_window:
+  windows:
     description:
-      - The weekly window inside which compaction may run, as C(day) (a weekday
-        name), C(start) and C(end) (V(HH:MM); an end at or before the start is on
-        the next day) and C(timezone) (V(UTC), an offset such as V(+02:00), or a
-        zone name such as V(Europe/Berlin)).
-      - Keys left out take the guide's window, Sunday 02:00-04:00 UTC.
-    type: dict
-    default: {day: sunday, start: "02:00", end: "04:00", timezone: UTC}
+      - The maintenance windows inside which compaction may run, in the format of
+        the O(trm.maintenance.maintenance_window#module:windows) option, each a
+        mapping with C(schedule) (V(weekly), V(monthly) or V(quarterly)),
+        C(weekday), C(start) (V("HH:MM")), C(duration) (such as V(2h)), and
+        optionally C(name), C(week) (V(1) to V(5) or V(last)), C(months) and
+        C(timezone).
+      - Defaults to the guide's windows, every Sunday 02:00 for two hours, the
+        first Sunday of the month for four and the first Sunday of each quarter
+        for eight.
+    type: list
+    elements: dict
+  timezone:
+    description:
+      - The IANA time zone of the windows that do not name their own, and of
+        O(now) when it has no offset.
+    type: str
+    default: UTC
   allow_outside_window:
     description:
-      - Compact even outside O(maintenance_window). The override is stated in the
-        result.
+      - Compact even outside O(windows). The override is stated in the result.
     type: bool
     default: false
+  window_checked_by:
+    description:
+      - The name of the guard that has already checked the maintenance windows
+        and allowed this work, such as V(maintenance_guard). The module then does
+        not refuse on its own windows; it still reports where O(now) stands in
+        them, and the result names the guard.
+      - Set it only right after such a guard allowed the work.
+    type: str
   allow_primary:
     description:
       - Compact even when the server is the primary of a replica set. Compact the
@@ -76,12 +100,12 @@ options:
   compact_timeout:
     description:
       - Seconds to wait for each collection's C(compact), which replaces
-        O(socket_timeout) for that command.
+        O(socket_timeout) for that command; above 0 and at most 604800 (a week).
     type: float
     default: 3600
   now:
     description:
-      - The moment the window is judged at, as an ISO 8601 date and time.
+      - The moment the windows are judged at, as an ISO 8601 date and time.
         Defaults to the controller's clock.
     type: str
   fail_on:
@@ -91,9 +115,6 @@ options:
     type: str
     choices: [warning, unknown, critical]
 notes:
-  - The guard's window is deliberately simple (one weekday, a start, an end and a
-    time zone); monthly and quarterly windows are expressed by running the
-    playbook on those days.
   - On MongoDB 7, C(compact) does not block reads and writes but costs I/O; the
     C(bytesFreed) it reports is returned per collection.
 seealso:
@@ -111,7 +132,7 @@ EXAMPLES = r"""
   run_once: true
   register: maintenance__compact_plan
 
-- name: Compact large collections of trm inside the Sunday window (quarterly)
+- name: Compact large collections of trm inside the quarterly window
   trm.maintenance.mongo_compact:
     login_host: mongo-2.trm.internal
     direct_connection: true
@@ -119,11 +140,15 @@ EXAMPLES = r"""
     login_password: "{{ vault_mongo_maintenance_password }}"
     databases: [trm]
     min_size: 1GB
-    maintenance_window:
-      day: sunday
-      start: "02:00"
-      end: "04:00"
-      timezone: Europe/Berlin
+    windows:
+      - name: quarterly
+        schedule: quarterly
+        months: [1, 4, 7, 10]
+        weekday: sunday
+        week: 1
+        start: "02:00"
+        duration: 8h
+    timezone: Europe/Berlin
   delegate_to: localhost
   run_once: true
 
@@ -134,6 +159,16 @@ EXAMPLES = r"""
     collections: [auditlogs]
     min_size: 100MB
     allow_outside_window: true
+  delegate_to: localhost
+  run_once: true
+
+- name: Compact after the shared guard allowed it
+  trm.maintenance.mongo_compact:
+    uri: "{{ mongo_uri }}"
+    databases: [trm]
+    window_checked_by: maintenance_guard
+    now: "{{ maintenance_guard__window.now }}"
+  when: maintenance_guard_open | bool
   delegate_to: localhost
   run_once: true
 """
@@ -183,7 +218,7 @@ checks:
     action:
       description: What to do next; null when nothing is needed.
       type: str
-      sample: Run it inside the window, or set allow_outside_window to override
+      sample: Run it inside a window, or set allow_outside_window to override
 metrics:
   description: C(collections_planned), C(collections_compacted), C(bytes_freed)
     and, when compaction ran, C(compaction_seconds).
@@ -222,17 +257,28 @@ reason:
   returned: always
   type: str
   sample: >-
-    outside the maintenance window Sunday 02:00-04:00 UTC
-    (next opens at 2025-03-16T02:00:00+00:00)
+    outside the maintenance windows (weekly, monthly, quarterly); the next,
+    weekly, opens Sun 2025-03-16 02:00 UTC, in 3 d 16 h
 window:
-  description: The maintenance window and whether it was open.
+  description:
+    - Where O(now) stands in O(windows) and why the compaction may run.
+    - C(open) tells whether a window is open; C(window) names it; C(opens_at) and
+      C(closes_at) are the open window's ends, else the next one's; C(current)
+      and C(next) are those openings in local time and UTC; C(now) is the moment
+      judged; C(windows) describes each window.
+    - C(checked_by) is O(window_checked_by). C(allowed_by) is V(window) (a window
+      is open), V(window_checked_by) (the named guard decided),
+      V(allow_outside_window) (the override), or null when refused.
   returned: always
   type: dict
   sample:
     open: true
-    window: Sunday 02:00-04:00 UTC
+    window: weekly
     opens_at: "2025-03-09T02:00:00+00:00"
     closes_at: "2025-03-09T04:00:00+00:00"
+    now: "2025-03-09T02:30:00Z"
+    checked_by: null
+    allowed_by: window
 phases:
   description: Start, end and seconds of each phase (C(preconditions), C(plan),
     C(compact)).
@@ -258,9 +304,6 @@ from ansible_collections.trm.maintenance.plugins.module_utils.mongo import (
 from ansible_collections.trm.maintenance.plugins.module_utils.mongo_compact import (
     run_mongo_compact,
 )
-from ansible_collections.trm.maintenance.plugins.module_utils.mongo_window import (
-    DEFAULT_WINDOW,
-)
 from ansible_collections.trm.maintenance.plugins.module_utils.runner import (
     FAIL_ON_SPEC,
     run_check,
@@ -270,8 +313,10 @@ ARGUMENT_SPEC = {
     "databases": {"type": "list", "elements": "str", "required": True},
     "collections": {"type": "list", "elements": "str", "default": []},
     "min_size": {"type": "str", "default": "1GB"},
-    "maintenance_window": {"type": "dict", "default": dict(DEFAULT_WINDOW)},
+    "windows": {"type": "list", "elements": "dict"},
+    "timezone": {"type": "str", "default": "UTC"},
     "allow_outside_window": {"type": "bool", "default": False},
+    "window_checked_by": {"type": "str"},
     "allow_primary": {"type": "bool", "default": False},
     "compact_timeout": {"type": "float", "default": 3600.0},
     "now": {"type": "str"},

@@ -157,7 +157,8 @@ options:
     default: {warning: 1000, critical: 10000}
   slow_query_days:
     description:
-      - How many days back the profiler's entries are read.
+      - How many days back the profiler's entries are read, above 0 and at most
+        36500.
     type: float
     default: 7
   top_slow_queries:
@@ -173,7 +174,7 @@ options:
   unused_index_days:
     description:
       - Days that an index's usage counter must have been counting before the
-        index may be reported as unused.
+        index may be reported as unused, above 0 and at most 36500.
     type: float
     default: 7
   operation_time:

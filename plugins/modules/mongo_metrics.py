@@ -46,7 +46,8 @@ options:
       - C(filter) is a MongoDB query as a mapping; MongoDB Extended JSON values
         such as a C($date) mapping holding an ISO 8601 time are turned into BSON.
       - C(date_field), C(window) and C(date_match) add a date condition.
-        C(window) is a duration such as V(24h), V(30d), V(2w) or V(90m);
+        C(window) is a duration such as V(24h), V(30d), V(2w) or V(90m), at most
+        V(36500d);
         C(date_match) is V(within) (the default) or V(before); C(include_missing)
         (default V(false)) also counts documents whose date field is null or
         missing when C(date_match=before).

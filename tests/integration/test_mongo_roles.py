@@ -291,6 +291,17 @@ def test_quarterly_compaction_runs_inside_the_window_only(ansible, mongo_lab, tm
     compacted = entries(done)["Compact large collections"]["entry"]["result"]
     assert [entry["collection"] for entry in compacted["compacted"]] == names
     assert set(compacted["phases"]) == {"preconditions", "plan", "compact"}
+    # The module follows the guard, judged at the guard's moment, and says so.
+    assert compacted["window"]["checked_by"] == "maintenance_guard"
+    assert compacted["window"]["allowed_by"] == "window_checked_by"
+    assert compacted["window"]["now"] == "2026-12-06T02:30:00Z"
+    # December is no quarter month: the first Sunday opens the monthly window.
+    assert compacted["window"]["window"] == "monthly"
+    assert compacted["checks"][0]["message"] == (
+        "Allowed by maintenance_guard, which checked the maintenance window (here: "
+        "inside the monthly window (Sun 2026-12-06 02:00-06:00 UTC), 3 h 30 min "
+        "left)"
+    )
     operations = entries(done)["Review long-running operations"]["checks"]
     assert operations["current_ops"]["status"] == "unknown"  # nx-27017 has no currentOp
     assert trm_data.DATABASE == "trm"

@@ -56,7 +56,6 @@ def compact(fake):
             **fake.params,
             "databases": ["trm"],
             "min_size": "32MB",
-            "maintenance_window": {},
             "now": INSIDE,
             **options,
         }
@@ -101,6 +100,13 @@ def test_inside_the_window_compacts_the_plan_and_reports_bytes_freed(compact, fa
     )
     assert set(result["phases"]) == {"preconditions", "plan", "compact"}
     assert result["window"]["open"] is True
+    assert (result["window"]["window"], result["window"]["allowed_by"]) == (
+        "weekly",
+        "window",
+    )
+    assert result["checks"][0]["message"] == (
+        "Inside the weekly window (Sun 2025-03-09 02:00-04:00 UTC), 1 h 30 min left"
+    )
 
 
 def test_outside_the_window_is_refused_with_the_next_opening(compact, fake):
@@ -113,9 +119,11 @@ def test_outside_the_window_is_refused_with_the_next_opening(compact, fake):
         "warning",
     )
     assert result["reason"] == (
-        "outside the maintenance window Sunday 02:00-04:00 UTC "
-        "(next opens at 2025-03-16T02:00:00+00:00)"
+        "outside the maintenance windows (weekly, monthly, quarterly); the next, "
+        "weekly, opens Sun 2025-03-16 02:00 UTC, in 3 d 16 h"
     )
+    assert result["window"]["opens_at"] == "2025-03-16T02:00:00+00:00"
+    assert result["window"]["allowed_by"] is None
     window = result["checks"][0]
     assert window["name"] == "maintenance_window"
     assert "allow_outside_window" in window["action"]
@@ -128,6 +136,86 @@ def test_the_override_compacts_outside_the_window_and_says_so(compact, fake):
     assert compacted_names(fake) == [("trm", "auditlogs"), ("trm", "users")]
     assert result["checks"][0]["message"].endswith("allowed by allow_outside_window")
     assert result["refused"] is False
+    assert result["window"]["allowed_by"] == "allow_outside_window"
+
+
+def test_a_guard_that_checked_the_window_is_followed_and_named(compact, fake):
+    result = compact(server(), now=OUTSIDE, window_checked_by="maintenance_guard")
+
+    assert compacted_names(fake) == [("trm", "auditlogs"), ("trm", "users")]
+    assert result["refused"] is False
+    assert result["window"]["checked_by"] == "maintenance_guard"
+    assert result["window"]["allowed_by"] == "window_checked_by"
+    assert result["checks"][0]["message"] == (
+        "Allowed by maintenance_guard, which checked the maintenance window "
+        "(here: outside the maintenance windows (weekly, monthly, quarterly); the "
+        "next, weekly, opens Sun 2025-03-16 02:00 UTC, in 3 d 16 h)"
+    )
+
+
+def test_check_mode_after_the_guard_is_still_only_a_plan(compact, fake):
+    result = compact(
+        server(), check_mode=True, now=INSIDE, window_checked_by="maintenance_guard"
+    )
+
+    assert compacted_names(fake) == []
+    assert (result["changed"], result["compacted"]) == (True, [])
+    assert result["window"]["allowed_by"] == "window_checked_by"
+    assert result["checks"][0]["message"].startswith(
+        "Allowed by maintenance_guard, which checked the maintenance window (here: "
+        "inside the weekly window"
+    )
+
+
+# The last Saturday of each month, 22:00 Berlin time for three hours. On
+# 2025-03-29 Berlin is still on CET (UTC+1): the window is 21:00-00:00 UTC.
+LAST_SATURDAY_BERLIN = [
+    {
+        "name": "month-end",
+        "schedule": "monthly",
+        "weekday": "saturday",
+        "week": "last",
+        "start": "22:00",
+        "duration": "3h",
+        "timezone": "Europe/Berlin",
+    }
+]
+
+
+@pytest.mark.parametrize(
+    ("now", "compacts"),
+    [
+        ("2025-03-29T21:30:00Z", True),
+        ("2025-03-29T20:30:00Z", False),
+        ("2025-03-22T21:30:00Z", False),  # a Saturday, not the last
+    ],
+)
+def test_a_monthly_window_in_its_own_time_zone_decides(compact, fake, now, compacts):
+    result = compact(server(), now=now, windows=LAST_SATURDAY_BERLIN)
+
+    assert result["refused"] is (not compacts)
+    assert bool(compacted_names(fake)) is compacts
+    assert result["window"]["window"] == ("month-end" if compacts else None)
+
+
+def test_the_next_opening_of_a_monthly_window_is_in_local_time(compact):
+    result = compact(server(), now="2025-03-22T21:30:00Z", windows=LAST_SATURDAY_BERLIN)
+
+    assert result["window"]["opens_at"] == "2025-03-29T21:00:00+00:00"
+    assert result["reason"] == (
+        "outside the maintenance windows (month-end); the next, month-end, opens "
+        "Sat 2025-03-29 22:00 CET (2025-03-29T21:00:00Z), in 6 d 23 h"
+    )
+
+
+@pytest.mark.parametrize("timeout", [-1.0, 0, 0.0, 10**9])
+def test_a_compact_timeout_out_of_bounds_names_the_option(compact, fake, timeout):
+    with pytest.raises(OptionError) as raised:
+        compact(server(), compact_timeout=timeout)
+
+    assert (raised.value.option, raised.value.value) == ("compact_timeout", timeout)
+    assert "at most 604800" in str(raised.value)
+    assert compacted_names(fake) == []
 
 
 def test_a_replica_set_primary_is_refused_unless_allowed(compact, fake):
@@ -183,5 +271,5 @@ def test_the_allow_list_is_required_and_excludes_system_databases(
 
 def test_a_bad_window_names_the_option(compact):
     with pytest.raises(OptionError) as raised:
-        compact(server(), maintenance_window={"day": "someday"})
-    assert raised.value.option == "maintenance_window.day"
+        compact(server(), windows=[{"schedule": "weekly", "weekday": "someday"}])
+    assert raised.value.option == "windows[0].weekday"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from ansible_collections.trm.maintenance.plugins.module_utils.errors import (
@@ -14,6 +16,12 @@ from ansible_collections.trm.maintenance.plugins.module_utils.mongo import (
     mask_uri,
     shown_target,
     uri_secrets,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.mongo_health import (
+    health_settings,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.mongo_metrics import (
+    parse_counts,
 )
 
 BASE = {
@@ -117,3 +125,38 @@ def test_an_external_mechanism_with_another_database_names_login_database():
         client_arguments(params)
 
     assert (raised.value.option, raised.value.value) == ("login_database", "trm")
+
+
+@pytest.mark.parametrize("window", ["9999999999d", "36501d", "5215w", "52560001m"])
+def test_a_window_beyond_a_hundred_years_names_the_count_and_value(window):
+    counts = [{"name": "n", "collection": "c", "date_field": "at", "window": window}]
+
+    with pytest.raises(OptionError) as raised:
+        parse_counts(counts, database="trm")
+
+    assert (raised.value.option, raised.value.value) == ("counts[0].window", window)
+    assert "must be at most 36500d (100 years)" in str(raised.value)
+
+
+def test_a_window_of_a_hundred_years_is_accepted():
+    counts = [{"name": "n", "collection": "c", "date_field": "at", "window": "36500d"}]
+
+    (parsed,) = parse_counts(counts, database="trm")
+
+    assert parsed.window == timedelta(days=36500)
+
+
+@pytest.mark.parametrize("option", ["slow_query_days", "unused_index_days"])
+@pytest.mark.parametrize("value", [1e12, 36500.5, float("inf"), float("nan"), -1.0])
+def test_look_back_days_out_of_bounds_name_the_option(option, value):
+    with pytest.raises(OptionError) as raised:
+        health_settings({option: value})
+
+    assert raised.value.option == option
+    assert str(value) in str(raised.value)
+
+
+def test_look_back_days_within_bounds_are_kept():
+    settings = health_settings({"slow_query_days": 36500, "unused_index_days": 0.5})
+
+    assert (settings.slow_query_days, settings.unused_index_days) == (36500.0, 0.5)
