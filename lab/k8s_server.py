@@ -1593,12 +1593,25 @@ class LabCluster(kmock.KubernetesEmulator):
             raise bad_request("the body must be a JSON object")
         return request.data
 
+    def _follow_start(self, pod: Mapping[str, Any]) -> None:
+        """Serve a pod's log from the ``startTime`` a client wrote to its status.
+
+        Tests use this to make a pod that started hours ago, as one that replaced
+        another in a rollout: its log holds nothing from before that time.
+        """
+        started = (pod.get("status") or {}).get("startTime")
+        if started:
+            name = pod["metadata"]["name"]
+            self.controllers.started_ns[name] = to_ns(parse_time(started))
+
     def _write(
         self, resource: Any, current: dict, updated: dict, *, status_only: bool = False
     ) -> dict:
         """Store a client's change; a new spec makes a new generation."""
         updated = keep_server_fields(current, updated, status_only=status_only)
         check_replicas(resource, updated)
+        if resource == PODS and status_only:
+            self._follow_start(updated)
         if resource in GENERATION_KINDS and updated.get("spec") != current.get("spec"):
             updated["metadata"]["generation"] = (
                 current["metadata"].get("generation", 1) + 1

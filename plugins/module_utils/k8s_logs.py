@@ -23,6 +23,7 @@ from ansible_collections.trm.maintenance.plugins.module_utils.checks import (
     Finding,
     measured,
     unknown,
+    worst,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.errors import (
     OptionError,
@@ -53,6 +54,7 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s_window import 
 from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import (
     OK,
     UNKNOWN,
+    WARNING,
     parse_threshold,
 )
 
@@ -67,6 +69,8 @@ COVERAGE_SLACK_SECONDS = 300
 # clock difference between the controller and the nodes loses no line.
 SKEW_MARGIN_SECONDS = 60
 MAX_TOP_PATTERNS = 10000
+YOUNGER = "pod_younger_than_window"
+LATE = "log_starts_late"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -370,17 +374,41 @@ def read_all(client: KubeClient, targets: list, settings: ScanSettings) -> None:
 # Findings
 
 
-def coverage_of(target: Target, window: ScanWindow) -> tuple:
-    """Return the container's coverage in percent (None: no line) and its start."""
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the window one container's log covers, and why not all of it."""
+
+    share: float | None
+    pod_started: float | None
+    covered_seconds: float
+    shortfall: str | None
+
+    @property
+    def covered_hours(self) -> float:
+        """The hours the log covers, to a tenth."""
+        return round(self.covered_seconds / 3600, 1)
+
+
+def coverage_of(target: Target, window: ScanWindow) -> Coverage:
+    """Measure a container's log against the whole window asked for.
+
+    A pod that started after the window began cannot cover it: the earlier lines
+    went with the pods it replaced (a rollout, a drill). That shortfall is named
+    ``pod_younger_than_window``; any other is ``log_starts_late`` (a rotated log,
+    or a restart whose previous log was not read).
+    """
     started = rfc3339_seconds((target.pod.get("status") or {}).get("startTime"))
-    expected = max(window.start, started or window.start)
     earliest = target.tally.earliest
     if earliest is None:
-        return None, expected
-    if earliest - expected <= COVERAGE_SLACK_SECONDS or window.end <= expected:
-        return 100.0, expected
-    share = (window.end - earliest) / (window.end - expected)
-    return round(max(0.0, min(100.0, 100 * share)), 1), expected
+        return Coverage(None, started, 0.0, None)
+    covered = max(0.0, window.end - earliest)
+    if earliest - window.start <= COVERAGE_SLACK_SECONDS or window.seconds <= 0:
+        return Coverage(100.0, started, covered, None)
+    share = round(max(0.0, min(100.0, 100 * covered / window.seconds)), 1)
+    young = started is not None and started - window.start > COVERAGE_SLACK_SECONDS
+    if young and earliest - started <= COVERAGE_SLACK_SECONDS:
+        return Coverage(share, started, covered, YOUNGER)
+    return Coverage(share, started, covered, LATE)
 
 
 def group_findings(groups: list, targets: list, window: ScanWindow) -> list:
@@ -410,14 +438,14 @@ def _default_action(group: Any) -> str:
 
 
 def coverage_finding(targets: list, window: ScanWindow, threshold: Any) -> Finding:
-    """The shortest coverage of any container, against the window."""
+    """The shortest coverage of any container, against the whole window."""
     measured_targets = []
     for target in targets:
         if target.state != "read":
             continue
-        share, expected = coverage_of(target, window)
-        if share is not None:
-            measured_targets.append((share, expected, target))
+        cover = coverage_of(target, window)
+        if cover.share is not None:
+            measured_targets.append((cover, target))
     if not measured_targets:
         return unknown(
             "coverage",
@@ -425,10 +453,10 @@ def coverage_finding(targets: list, window: ScanWindow, threshold: Any) -> Findi
             "nothing",
             action="Check that the application logs to stdout and that the pods run",
         )
-    share, expected, target = min(measured_targets, key=lambda item: item[0])
+    cover, target = min(measured_targets, key=lambda item: item[0].share)
     finding = measured(
         "coverage",
-        share,
+        cover.share,
         threshold,
         label=f"Log coverage of the {window.text} window (shortest: {target.name}, "
         f"first line {iso(target.tally.earliest)})",
@@ -439,10 +467,65 @@ def coverage_finding(targets: list, window: ScanWindow, threshold: Any) -> Findi
         details={
             "shortest": target.name,
             "earliest": iso(target.tally.earliest),
-            "expected_start": iso(expected),
+            "expected_start": iso(window.start),
+            "younger_pods": [],
         },
     )
+    young = [
+        (c, t)
+        for c, t in measured_targets
+        if c.shortfall == YOUNGER and _judge(threshold, c.share) != OK
+    ]
+    if young:
+        _say_younger(finding, young, measured_targets, window, threshold)
     return finding
+
+
+def _judge(threshold: Any, share: float) -> str:
+    return threshold.evaluate(share) if threshold is not None else OK
+
+
+def _say_younger(
+    finding: Finding,
+    young: list,
+    measured_targets: list,
+    window: ScanWindow,
+    threshold: Any,
+) -> None:
+    """Make a shortfall of pods younger than the window a warning that names them.
+
+    Such a gap is expected after a rollout or a drill, so it is no worse than a
+    warning; a log that starts late for another reason keeps its own status.
+    """
+    others = [
+        _judge(threshold, c.share)
+        for c, _t in measured_targets
+        if c.shortfall != YOUNGER
+    ]
+    finding.status = worst([WARNING, *others], empty=WARNING)
+    pods = sorted({pod_name(t.pod) for _c, t in young})
+    listed = ", ".join(
+        f"{t.name} started {iso(c.pod_started)}, {c.covered_hours:g} h covered"
+        for c, t in sorted(young, key=lambda item: item[1].name)
+    )
+    hours = round(window.seconds / 3600, 1)
+    finding.message = (
+        f"Log coverage of the {window.text} window is {finding.value:g}%: "
+        f"{len(pods)} of the pods started after the window began, so their logs "
+        f"cover only part of its {hours:g} h and the earlier lines went with the "
+        f"pods they replaced ({listed})"
+    )
+    late = [t.name for c, t in measured_targets if c.shortfall == LATE]
+    if late:
+        finding.message += (
+            f"; the logs of {', '.join(sorted(late))} start late for another "
+            "reason (rotated, or a restart whose previous log was not read)"
+        )
+    finding.action = (
+        "Read the earlier lines of the replaced pods in the log store, or scan a "
+        "window that starts after the rollout, before trusting the counts"
+    )
+    finding.details["younger_pods"] = pods
 
 
 def reading_finding(targets: list) -> Finding:
@@ -492,7 +575,7 @@ def top_patterns(targets: list, count: int, redact: Redactor) -> list:
 
 def target_record(target: Target, window: ScanWindow, groups: list) -> dict:
     """One container's figures for the result."""
-    share, expected = coverage_of(target, window)
+    cover = coverage_of(target, window)
     tally = target.tally
     return {
         "pod": pod_name(target.pod),
@@ -504,8 +587,11 @@ def target_record(target: Target, window: ScanWindow, groups: list) -> dict:
         "bytes": tally.bytes,
         "earliest": iso(tally.earliest),
         "latest": iso(tally.latest),
-        "expected_start": iso(expected),
-        "coverage_pct": share if target.state == "read" else None,
+        "expected_start": iso(window.start),
+        "pod_started": iso(cover.pod_started),
+        "coverage_pct": cover.share if target.state == "read" else None,
+        "covered_hours": cover.covered_hours if cover.share is not None else None,
+        "shortfall": cover.shortfall,
         "counts": {group.name: tally.counts[i] for i, group in enumerate(groups)},
     }
 

@@ -19,9 +19,12 @@ description:
     addresses and numbers do not split them, each with an example line whose
     secrets are masked.
   - Reports coverage, the earliest line actually seen in each container against
-    the window asked for (or the pod's start, when later). A log that was rotated,
-    or a container that restarted, shows as a shorter coverage rather than as a
-    quiet day.
+    the whole window asked for. A log that was rotated, or a container that
+    restarted, shows as a shorter coverage rather than as a quiet day.
+  - A pod that started after the window began (a rollout or a drill replaced the
+    pods) covers only part of it, since the earlier lines went with the pods it
+    replaced; the coverage finding is then a warning that names those pods and
+    the hours their logs cover.
   - An unreachable API server, or logs that cannot be read, are V(unknown)
     findings; the task fails only for options that cannot be right, such as an
     invalid regular expression or a workload that does not exist.
@@ -275,9 +278,16 @@ checks:
       type: str
       sample: "2024-05-05T14:02:11Z"
     expected_start:
-      description: For the coverage, when its log should have started.
+      description: For the coverage, when its log should have started (the window's start).
       type: str
       sample: "2024-05-05T09:00:00Z"
+    younger_pods:
+      description:
+        - For the coverage, the pods that started after the window began and so
+          cover less of it than the warning threshold asks for.
+      type: list
+      elements: str
+      sample: [trm-app-7d9c-k8m2p]
 metrics:
   description:
     - Numbers for reports and trends, each group's count under its name, and
@@ -364,13 +374,30 @@ logs:
       type: str
       sample: "2024-05-06T08:59:58Z"
     expected_start:
-      description: The window's start, or the pod's start when later.
+      description: The window's start, from which the log should cover.
       type: str
       sample: "2024-05-05T09:00:00Z"
+    pod_started:
+      description: The pod's start time; null when the API did not give one.
+      type: str
+      sample: "2024-05-01T10:00:00Z"
     coverage_pct:
-      description: How much of the time since RV(logs[].expected_start) the log covers.
+      description: How much of the window the log covers, in percent; null when not read.
       type: float
       sample: 100.0
+    covered_hours:
+      description: How many hours of the window the log covers; null when no line.
+      type: float
+      sample: 24.0
+    shortfall:
+      description:
+        - Why the log covers less than the window; null when it covers it.
+        - V(pod_younger_than_window) when the pod started after the window began,
+          so the earlier lines went with the pods it replaced.
+        - V(log_starts_late) when the log starts after the pod did, because it was
+          rotated or the container restarted and its previous log was not read.
+      type: str
+      sample: null
     counts:
       description: Each group's count in this container.
       type: dict

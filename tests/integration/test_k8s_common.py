@@ -108,6 +108,21 @@ def create_statefulset(cluster: Cluster, name: str, *, replicas: int = 3) -> lis
     raise AssertionError(f"StatefulSet {name} did not get {replicas} ready pods")
 
 
+def replace_pod(cluster: Cluster, *, started: datetime) -> str:
+    """Delete the first pod and give its replacement the start time ``started``.
+
+    The replacement stands for a pod that a rollout or a drill made at that time:
+    the stand-in serves its log from then on, as a kubelet would.
+    """
+    before = set(cluster.names())
+    cluster.core.delete_namespaced_pod(sorted(before)[0], NS, _request_timeout=TIMEOUT)
+    cluster.wait_ready(len(before))
+    (name,) = set(cluster.names()) - before
+    body = {"status": {"startTime": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+    cluster.core.patch_namespaced_pod_status(name, NS, body, _request_timeout=TIMEOUT)
+    return name
+
+
 def is_ready(pod) -> bool:
     """Tell whether a pod's Ready condition is True."""
     conditions = pod.status.conditions or []

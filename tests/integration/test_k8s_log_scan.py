@@ -22,6 +22,7 @@ from tests.integration.test_k8s_common import (
     create_statefulset,
     now,
     plant,
+    replace_pod,
     start_cluster,
     write_lines,
 )
@@ -191,6 +192,50 @@ def test_a_window_longer_than_the_log_is_reported_as_short_coverage(ansible, clu
         "%Y-%m-%dT%H:%M:%SZ"
     )
     assert result["metrics"]["coverage_pct"] == coverage["value"]
+    assert result["status"] == "warning"
+
+
+def test_a_pod_younger_than_the_window_is_a_warning_that_names_it(ansible, cluster):
+    began = now()
+    started = (began - timedelta(hours=6)).replace(microsecond=0)
+    young = replace_pod(cluster, started=started)
+    lines = plant(
+        random.Random(5),
+        start=began - timedelta(hours=23, minutes=50),
+        end=began - timedelta(seconds=5),
+        count=400,
+        weights=WEIGHTS,
+    )
+    lines += [
+        Line(began - timedelta(hours=23, minutes=59), "request", "INFO up"),
+        Line(started + timedelta(seconds=1), "request", "INFO replaced pod up"),
+    ]
+    # No pod has a log of its own: each is served the app's, from its own start.
+    write_lines(cluster.logs_dir / f"{APP}.log", lines)
+    result = scan(ansible, cluster)
+
+    coverage = next(check for check in result["checks"] if check["name"] == "coverage")
+    assert coverage["status"] == "warning"
+    assert coverage["value"] == 25.0
+    assert coverage["message"] == (
+        "Log coverage of the 24 h window is 25%: 1 of the pods started after the "
+        "window began, so their logs cover only part of its 24 h and the earlier "
+        f"lines went with the pods they replaced ({young}/app started "
+        f"{started.strftime('%Y-%m-%dT%H:%M:%SZ')}, 6 h covered)"
+    )
+    assert coverage["younger_pods"] == [young]
+    assert coverage["shortest"] == f"{young}/app"
+    by_pod = {log["pod"]: log for log in result["logs"]}
+    assert by_pod[young]["shortfall"] == "pod_younger_than_window"
+    assert by_pod[young]["covered_hours"] == 6.0
+    assert by_pod[young]["counts"]["errors"] == count(
+        lines, "error", "timeout", "secret", since=started
+    )
+    others = [log for name, log in by_pod.items() if name != young]
+    assert [(log["coverage_pct"], log["shortfall"]) for log in others] == [
+        (100.0, None),
+        (100.0, None),
+    ]
     assert result["status"] == "warning"
 
 

@@ -15,16 +15,21 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s_logs import (
     Tally,
     Target,
     _no_log_yet,
+    coverage_finding,
     coverage_of,
     duration_text,
     line_time,
     parse_since,
     read_stream,
+    target_record,
     top_patterns,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.k8s_patterns import (
     Redactor,
     parse_groups,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import (
+    parse_threshold,
 )
 
 NOW = datetime(2024, 5, 6, 9, 0, tzinfo=timezone.utc).timestamp()
@@ -161,21 +166,94 @@ def _target(started: str | None, earliest: float | None) -> Target:
 
 
 @pytest.mark.parametrize(
-    ("started", "earliest", "coverage"),
+    ("started", "earliest", "coverage", "shortfall"),
     [
-        ("2024-05-01T00:00:00Z", NOW - 24 * HOUR + 60, 100.0),
-        ("2024-05-01T00:00:00Z", NOW - 12 * HOUR, 50.0),
-        ("2024-05-01T00:00:00Z", NOW - 6 * HOUR, 25.0),
-        ("2024-05-06T03:00:00Z", NOW - 6 * HOUR + 30, 100.0),
-        ("2024-05-06T03:00:00Z", NOW - 3 * HOUR, 50.0),
-        (None, NOW - 12 * HOUR, 50.0),
-        ("2024-05-01T00:00:00Z", None, None),
+        ("2024-05-01T00:00:00Z", NOW - 24 * HOUR + 60, 100.0, None),
+        ("2024-05-01T00:00:00Z", NOW - 12 * HOUR, 50.0, "log_starts_late"),
+        ("2024-05-01T00:00:00Z", NOW - 6 * HOUR, 25.0, "log_starts_late"),
+        # A pod six hours old covers six of the 24 hours, whatever its own log.
+        ("2024-05-06T03:00:00Z", NOW - 6 * HOUR + 30, 25.0, "pod_younger_than_window"),
+        ("2024-05-06T03:00:00Z", NOW - 3 * HOUR, 12.5, "log_starts_late"),
+        ("2024-05-06T08:00:00Z", NOW - HOUR + 60, 4.1, "pod_younger_than_window"),
+        (None, NOW - 12 * HOUR, 50.0, "log_starts_late"),
+        ("2024-05-01T00:00:00Z", None, None, None),
     ],
 )
-def test_coverage_counts_from_the_window_or_the_pod_start(started, earliest, coverage):
+def test_coverage_counts_from_the_window_asked_for(
+    started, earliest, coverage, shortfall
+):
     window = ScanWindow(NOW - 24 * HOUR, NOW, "24 h")
-    share, _expected = coverage_of(_target(started, earliest), window)
-    assert share == coverage
+    cover = coverage_of(_target(started, earliest), window)
+    assert cover.share == coverage
+    assert cover.shortfall == shortfall
+
+
+def _read(name: str, started: str, earliest: float) -> Target:
+    pod = {"metadata": {"name": name}, "status": {"startTime": started}}
+    tally = _tally(NOW - 24 * HOUR)
+    tally.earliest = earliest
+    return Target(pod, "app", tally)
+
+
+WARN_BELOW_95 = parse_threshold({"warning": 95, "direction": "below"}, option="c")
+
+
+def test_pods_younger_than_the_window_make_a_warning_that_names_them():
+    window = ScanWindow(NOW - 24 * HOUR, NOW, "24 h")
+    targets = [
+        _read("trm-app-old", "2024-05-01T00:00:00Z", NOW - 24 * HOUR + 10),
+        _read("trm-app-new1", "2024-05-06T03:00:00Z", NOW - 6 * HOUR + 2),
+        _read("trm-app-new2", "2024-05-06T06:00:00Z", NOW - 3 * HOUR + 1),
+    ]
+    finding = coverage_finding(targets, window, WARN_BELOW_95)
+
+    assert finding.status == "warning"
+    assert finding.value == 12.5
+    assert finding.message == (
+        "Log coverage of the 24 h window is 12.5%: 2 of the pods started after the "
+        "window began, so their logs cover only part of its 24 h and the earlier "
+        "lines went with the pods they replaced (trm-app-new1/app started "
+        "2024-05-06T03:00:00Z, 6 h covered, trm-app-new2/app started "
+        "2024-05-06T06:00:00Z, 3 h covered)"
+    )
+    assert finding.details["younger_pods"] == ["trm-app-new1", "trm-app-new2"]
+    assert finding.details["shortest"] == "trm-app-new2/app"
+    records = [target_record(t, window, []) for t in targets]
+    assert [r["coverage_pct"] for r in records] == [100.0, 25.0, 12.5]
+    assert [r["covered_hours"] for r in records] == [24.0, 6.0, 3.0]
+    assert [r["shortfall"] for r in records] == [
+        None,
+        "pod_younger_than_window",
+        "pod_younger_than_window",
+    ]
+    assert {r["expected_start"] for r in records} == {"2024-05-05T09:00:00Z"}
+
+
+def test_a_young_pod_is_no_worse_than_a_warning_but_a_late_log_keeps_its_status():
+    window = ScanWindow(NOW - 24 * HOUR, NOW, "24 h")
+    threshold = parse_threshold(
+        {"warning": 95, "critical": 50, "direction": "below"}, option="c"
+    )
+    young = [_read("trm-app-new", "2024-05-06T08:00:00Z", NOW - HOUR + 5)]
+    late = [_read("trm-app-old", "2024-05-01T00:00:00Z", NOW - 6 * HOUR)]
+
+    assert coverage_finding(young, window, threshold).status == "warning"
+    assert coverage_finding(late, window, threshold).status == "critical"
+    both = coverage_finding(young + late, window, threshold)
+    assert both.status == "critical"
+    assert both.message.endswith(
+        "; the logs of trm-app-old/app start late for another reason (rotated, or "
+        "a restart whose previous log was not read)"
+    )
+
+
+def test_a_pod_started_minutes_into_the_window_still_covers_it():
+    window = ScanWindow(NOW - 24 * HOUR, NOW, "24 h")
+    pod = [_read("trm-app-x", "2024-05-05T09:03:00Z", NOW - 24 * HOUR + 200)]
+    finding = coverage_finding(pod, window, WARN_BELOW_95)
+
+    assert (finding.status, finding.value) == ("ok", 100.0)
+    assert finding.details["younger_pods"] == []
 
 
 @pytest.mark.parametrize(
