@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
 from lab.orchestrator import stop_component
 from tests.integration.conftest import lab_inventory
@@ -55,6 +56,50 @@ def _findings(report: dict) -> dict:
     }
 
 
+REPORT_FILES = [
+    "junit.xml",
+    "maintenance-log.html",
+    "maintenance-log.json",
+    "maintenance-log.md",
+]
+GUIDE_HEADINGS = [
+    "## Tasks Completed",
+    "## Issues Found",
+    "## Next Actions",
+    "## Notes",
+    "## Details",
+]
+
+
+def _entry(report: dict, section: str) -> dict:
+    (entry,) = [e for e in report["entries"] if e["section"] == section]
+    return entry
+
+
+def _assert_complete_reports(daily: DailyRun) -> None:
+    """The four report files exist, parse and hold every finding of the run."""
+    assert sorted(path.name for path in daily.folder.iterdir()) == REPORT_FILES
+    report = json.loads((daily.folder / "maintenance-log.json").read_text())
+    assert report == daily.report
+    findings = [f for e in report["entries"] for f in e.get("findings", [])]
+    markdown = (daily.folder / "maintenance-log.md").read_text()
+    positions = [markdown.find(heading) for heading in GUIDE_HEADINGS]
+    assert -1 not in positions and positions == sorted(positions), positions
+    assert markdown.startswith(f"# Maintenance Log - {report['date']}\n")
+    assert "**Type:** Daily" in markdown
+    details = markdown.split("## Details")[1].split("### Trends")[0]
+    rows = [line for line in details.splitlines() if line.startswith("| ")]
+    assert len(rows) == len(findings) + 2  # the header and its rule too
+    root = ET.parse(daily.folder / "junit.xml").getroot()
+    cases = list(root.iter("testcase"))
+    assert len(cases) == len(findings)
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert len(failed) == sum(f["status"] in ("warning", "critical") for f in findings)
+    page = (daily.folder / "maintenance-log.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.rstrip().endswith("</body>\n</html>")
+
+
 def _disk_usage_pct(mountpoint: str) -> float:
     """Used space as node-exporter reports it: 1 - avail / size."""
     stats = os.statvfs(mountpoint)
@@ -87,6 +132,28 @@ def test_daily_business_volumes_flag_the_planted_referrals(ansible, full_lab, tm
     assert (planted["status"], planted["value"]) == ("warning", 22)
     assert {check["status"] for check in volumes.values()} == {"ok"}
     assert volumes["registrations"]["value"] == expected["last_24h"]["users"]["count"]
+
+
+def test_daily_mongodb_connections_are_the_ones_the_server_reports(
+    ansible, full_lab, tmp_path
+):
+    daily = _run_daily(ansible, full_lab, tmp_path)
+    connections = _findings(daily.report)[("MongoDB connections", "connections")]
+    # nx-27017 counts open client connections; a pymongo client like the
+    # module's holds as many while it reads serverStatus as the module did.
+    with MongoClient(
+        full_lab["servers"]["mongodb"]["uri"], serverSelectionTimeoutMS=5000
+    ) as client:
+        status = client.admin.command("serverStatus")["connections"]
+    current, available = status["current"], status["available"]
+    assert (connections["current"], connections["available"]) == (current, available)
+    assert connections["maximum"] == current + available
+    assert connections["value"] == round(current / (current + available) * 100, 2)
+    assert connections["status"] == "ok"
+    assert connections["unit"] == "%"
+    metrics = _entry(daily.report, "MongoDB connections")["metrics"]
+    assert metrics["connections_current"] == current
+    assert metrics["connections_used_pct"] == connections["value"]
 
 
 def test_daily_disk_usage_matches_the_filesystem(ansible, full_lab, tmp_path):
@@ -176,6 +243,24 @@ def test_stopped_redis_makes_the_health_check_critical(ansible, full_lab, tmp_pa
     assert api["status_code"] == 503
     assert "redis" in api["message"].lower()
     assert daily.rc != 0  # critical reaches the default maintenance_fail_on
+    redis = full_lab["servers"]["redis"]
+    entry = _entry(daily.report, "Redis")
+    (ping,) = entry["findings"]  # nothing else can be read from a stopped server
+    assert (entry["status"], ping["name"], ping["status"]) == (
+        "critical",
+        "ping",
+        "critical",
+    )
+    assert ping["error"] == "connection_refused"
+    assert ping["message"] == (
+        f"Redis at {redis['host']}:{redis['port']} refused the connection: "
+        "nothing listens on that port"
+    )
+    assert daily.report["status"] == "critical"
+    _assert_complete_reports(daily)
+    markdown = (daily.folder / "maintenance-log.md").read_text()
+    issues = markdown.split("## Issues Found")[1].split("## Next Actions")[0]
+    assert f"- **CRITICAL** Redis / ping: {ping['message']}" in issues
 
 
 def test_stopped_prometheus_makes_metrics_unknown_and_the_report_complete(
