@@ -6,16 +6,24 @@ kind of each line, not with the module's expressions.
 
 from __future__ import annotations
 
+import collections
 import random
 import re
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from lab.core import LOOPBACK
 from tests.integration.test_k8s_common import (
     APP,
     NS,
     SCAN,
+    TIMEOUT,
     Line,
     cluster,
     count,
@@ -320,3 +328,123 @@ def test_bad_input_fails_the_task_naming_the_option(ansible, cluster, args, mess
 
     assert result["failed"] is True
     assert result["msg"] == message
+
+
+# Counting the log reads where the API server sees them
+
+
+class CountingProxy:
+    """An HTTP proxy in front of the stand-in that counts every pod log request.
+
+    The count is of requests as they arrive, by pod, container and kind (current
+    or previous), whatever the module does with the answers.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.reads: collections.Counter = collections.Counter()
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
+        self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                proxy.count(self.path)
+                request = urllib.request.Request(
+                    proxy.upstream + self.path,
+                    headers={"Authorization": self.headers.get("Authorization", "")},
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
+                        status, body = answer.status, answer.read()
+                        kind = answer.headers.get("Content-Type", "text/plain")
+                except urllib.error.HTTPError as error:
+                    status, body = error.code, error.read()
+                    kind = error.headers.get("Content-Type", "application/json")
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args):
+                pass
+
+        return Handler
+
+    def count(self, path: str) -> None:
+        """Count a request when it is for a pod's log."""
+        url = urllib.parse.urlsplit(path)
+        parts = url.path.strip("/").split("/")
+        if parts[-1:] != ["log"]:
+            return
+        query = urllib.parse.parse_qs(url.query)
+        previous = query.get("previous", ["false"])[0].lower() in ("true", "1")
+        key = (parts[-2], query.get("container", [""])[0], previous)
+        with self.lock:
+            self.reads[key] += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(TIMEOUT)
+
+
+MANY_GROUPS = [
+    {"name": "errors", "regex": r"\bERROR\b"},
+    {"name": "timeouts", "regex": "timed out"},
+    {"name": "payments", "regex": "payment failed", "ignore_case": True},
+    {"name": "logins", "regex": "failed login", "ignore_case": True},
+    {"name": "requests", "regex": "^INFO GET "},
+    {"name": "slow", "regex": r"\b\d{3}ms\b"},
+    {"name": "quiet", "regex": "error_count=0"},
+    {"name": "nothing", "regex": "never written anywhere"},
+]
+
+
+@pytest.mark.parametrize("previous", [False, True])
+def test_each_log_is_read_once_whatever_the_number_of_groups(
+    ansible, cluster, planted, previous
+):
+    _began, lines = planted
+    first = cluster.names()[0]
+    crashed = [Line(now() - timedelta(hours=1), "error", "ERROR FATAL crash")]
+    write_lines(cluster.logs_dir / f"{first}.previous.log", crashed)
+    everything = [line for pod_lines in lines.values() for line in pod_lines]
+    args = {
+        "host": None,
+        "api_key": "lab-token",
+        "namespace": NS,
+        "name": APP,
+        "previous": previous,
+    }
+    reads = {}
+    results = {}
+    for groups in (MANY_GROUPS[:1], MANY_GROUPS):
+        with CountingProxy(cluster.record["url"]) as proxy:
+            args["host"] = proxy.url
+            results[len(groups)] = ansible.module(SCAN, {**args, "patterns": groups})
+        reads[len(groups)] = dict(proxy.reads)
+
+    kinds = [False, True] if previous else [False]
+    expected = {(name, "app", kind): 1 for name in lines for kind in kinds}
+    assert reads == {1: expected, 8: expected}
+    metrics = results[8]["metrics"]
+    assert metrics["errors"] == count(everything, "error", "timeout", "secret") + (
+        1 if previous else 0
+    )
+    assert metrics["timeouts"] == count(everything, "timeout")
+    assert metrics["payments"] == count(everything, "payment")
+    assert metrics["logins"] == count(everything, "login")
+    assert metrics["requests"] == count(everything, "request") - len(lines)
+    assert metrics["quiet"] == count(everything, "quiet")
+    assert metrics["nothing"] == 0
+    assert results[1]["metrics"]["errors"] == metrics["errors"]
