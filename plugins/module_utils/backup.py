@@ -21,6 +21,10 @@ from typing import Any
 from ansible_collections.trm.maintenance.plugins.module_utils import (
     backup_levels as levels,
 )
+from ansible_collections.trm.maintenance.plugins.module_utils.backup_gate import (
+    Gate,
+    Passage,
+)
 from ansible_collections.trm.maintenance.plugins.module_utils.backup_restore import (
     HAS_PYMONGO,
     MongoProblem,
@@ -50,10 +54,6 @@ from ansible_collections.trm.maintenance.plugins.module_utils.backup_streams imp
     HAS_BSON,
     ContentError,
 )
-from ansible_collections.trm.maintenance.plugins.module_utils.backup_window import (
-    inside_window,
-    parse_window,
-)
 from ansible_collections.trm.maintenance.plugins.module_utils.checks import (
     CheckResult,
     Finding,
@@ -65,6 +65,7 @@ from ansible_collections.trm.maintenance.plugins.module_utils.errors import (
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import (
     CRITICAL,
+    OK,
     UNKNOWN,
     WARNING,
     Range,
@@ -138,8 +139,7 @@ class Options:
     restore_uri: str | None
     restore_database: str | None
     allowed: list
-    windows: list
-    outside_window: bool
+    gate: Gate
     max_restore_time: float | None
     workers: int
     timeout: float
@@ -164,8 +164,7 @@ class Options:
             restore_uri=params.get("restore_uri") or None,
             restore_database=params.get("restore_database") or None,
             allowed=list(params.get("restore_allowed_databases") or []),
-            windows=list(params.get("maintenance_windows") or []),
-            outside_window=bool(params.get("allow_outside_window")),
+            gate=Gate.from_params(params),
             max_restore_time=parse_duration(
                 params.get("max_restore_time"), option="max_restore_time"
             ),
@@ -177,8 +176,6 @@ class Options:
 
     def check(self) -> None:
         """Refuse combinations that cannot be right, before touching anything."""
-        for spec in self.windows:
-            parse_window(spec)
         if 5 not in self.levels:
             return
         if not self.restore_uri:
@@ -290,6 +287,7 @@ class Verification:
         self.backup: Summary | None = None
         self.previous: list = []
         self.extra: dict = {"changed": False, "restore": None, "collections": {}}
+        self.passage: Passage | None = None
 
     def add(self, finding: Finding) -> None:
         """Record one finding."""
@@ -491,15 +489,23 @@ class Verification:
         return None
 
     def _window_refusal(self) -> Finding | None:
-        options = self.options
-        if not options.windows or options.outside_window:
+        """Ask the gate; record why the restore may run, or refuse it."""
+        passage = self.options.gate.judge(self.now)
+        self.passage = passage
+        if passage.allowed:
+            self.add(
+                Finding(
+                    name="restore_window",
+                    status=OK,
+                    message=passage.reason,
+                    details={"decided_by": passage.decided_by},
+                )
+            )
             return None
-        if inside_window(options.windows, self.now) is not None:
-            return None
+        reason = passage.reason[:1].lower() + passage.reason[1:]
         return levels.refused_finding(
-            f"The restore test did not run: {self.now.strftime('%a %H:%M')} UTC is "
-            f"outside the maintenance windows {', '.join(options.windows)}",
-            action="Run it inside a maintenance window, or set allow_outside_window",
+            f"The restore test did not run: {reason}",
+            action=_window_action(passage),
         )
 
     def _plan(self) -> None:
@@ -515,7 +521,11 @@ class Verification:
             "collections": len(collections) if collections else None,
         }
         self.add(levels.plan_finding(plan))
-        self.extra["restore"] = {"status": "planned", "plan": plan}
+        self.extra["restore"] = {
+            "status": "planned",
+            "plan": plan,
+            "window": self.passage.to_dict(),
+        }
         self.extra["changed"] = True
 
     def _restore_findings(self, scan: BackupScan) -> None:
@@ -534,6 +544,7 @@ class Verification:
             "rto_seconds": run.seconds,
             "dropped": run.dropped,
             "error": run.error,
+            "window": self.passage.to_dict(),
         }
         metrics = self.result.metrics
         metrics["rto_seconds"] = run.seconds
@@ -598,6 +609,12 @@ class Verification:
 def metric_name(namespace: str) -> str:
     """A namespace as a metric name: ``trm.users`` becomes ``trm_users``."""
     return SNAKE.sub("_", namespace.lower()).strip("_")
+
+
+def _window_action(passage: Passage) -> str:
+    if passage.decided_by == "maintenance_windows":
+        return "Run it inside a maintenance window, or set allow_outside_window"
+    return f"Run it when {passage.decided_by} allows it, or override the window there"
 
 
 def _access_finding(problem: S3Problem) -> Finding:

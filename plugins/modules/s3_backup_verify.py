@@ -209,6 +209,9 @@ options:
         of O(restore_allowed_databases), must not be a database of the backup
         itself, and must not be V(admin), V(local) or V(config). It is dropped before
         and after the restore.
+      - The databases of a directory backup are its folder names; those of an
+        C(--archive) backup are read from the archive's header (streamed, in check
+        mode too) before anything is dropped.
     type: str
   restore_allowed_databases:
     description:
@@ -218,18 +221,56 @@ options:
     default: ['*_restore_test']
   maintenance_windows:
     description:
-      - Weekly windows the restore test may run in, such as V(Sun 02:00-04:00) or
-        V(Sat,Sun 23:00-01:00), in UTC. Outside all of them, level V(5) does not
-        run and is reported as V(unknown) with the reason.
+      - The maintenance windows the restore test may run in, in the collection's
+        shared window model (as M(trm.maintenance.maintenance_window) takes them).
+        Outside all of them, level V(5) does not run and is reported as V(unknown)
+        with the reason and the next opening.
+      - Each window is a mapping. C(schedule) is V(weekly), V(monthly) or
+        V(quarterly); C(weekday), C(start) (V("HH:MM"), quoted) and C(duration)
+        (such as V(2h)) say when it opens and for how long; C(week) (V(1) to V(5)
+        or V(last)) picks the nth such weekday of the month, C(months) the months
+        of a quarterly window; C(timezone) is an IANA name; C(name) names it.
+        Keys not given take the guide's values for the schedule.
       - When empty, the restore runs whenever it is asked for.
     type: list
-    elements: str
+    elements: raw
     default: []
+  maintenance_timezone:
+    description:
+      - The IANA time zone of the windows of O(maintenance_windows) that name none.
+    type: str
+    default: UTC
   allow_outside_window:
     description:
-      - Run the restore test even outside O(maintenance_windows).
+      - Run the restore test even outside O(maintenance_windows). The result says
+        that the override let it run.
     type: bool
     default: false
+  window_decision:
+    description:
+      - The decision of a maintenance-window check that ran before this task, such
+        as the C(maintenance_guard) role's, which replaces this module's own window
+        gate. With C(open=false) the restore is refused with C(message).
+      - The result's C(restore_window) finding and RV(restore.window) repeat who
+        decided and why, so the report says why the restore ran.
+      - Cannot be combined with O(maintenance_windows) or O(allow_outside_window).
+    type: dict
+    suboptions:
+      by:
+        description:
+          - Who decided, such as V(maintenance_guard).
+        type: str
+        default: an earlier window check
+      open:
+        description:
+          - Whether the check allows disruptive work now.
+        type: bool
+        required: true
+      message:
+        description:
+          - The check's reason, such as the window that is open.
+        type: str
+        default: ""
   max_restore_time:
     description:
       - The recovery time objective for the restore test, as a duration like
@@ -255,7 +296,8 @@ notes:
   - The restore creates collections with the options the metadata records and the
     indexes it lists; users, roles and the C(admin), C(config) and C(local)
     databases are never restored.
-  - "The maintenance-window guard is deliberately small: weekly windows in UTC."
+  - A window check run before the task (O(window_decision)) is trusted as given;
+    the module does not look at the clock again.
   - The result sets C(changed=true) when a restore ran or, in check mode, would run.
 requirements:
   - boto3
@@ -287,7 +329,13 @@ EXAMPLES = r"""
     restore_uri: mongodb://restore-test.internal.example.org:27017/
     restore_database: trm_restore_test
     maintenance_windows:
-      - Sun 02:00-04:00
+      - name: monthly
+        schedule: monthly
+        weekday: sunday
+        week: 1
+        start: "02:00"
+        duration: 4h
+        timezone: Europe/London
     max_restore_time: 4h
   delegate_to: localhost
   run_once: true
@@ -331,8 +379,10 @@ checks:
     - The findings, by level. C(backup_exists) always; C(backup_age) (level 1);
       C(backup_size), C(backup_size_trend), C(backup_objects) (level 2);
       C(checksums), C(gzip_streams) (level 3); C(documents), C(metadata),
-      C(live_counts) (level 4); C(restore), C(restore_indexes), C(restore_time),
-      C(restore_cleanup) (level 5).
+      C(live_counts) (level 4); C(restore_window), C(restore), C(restore_indexes),
+      C(restore_time), C(restore_cleanup) (level 5).
+    - C(restore_window) says why the restore was allowed to run (the open window,
+      O(allow_outside_window), or O(window_decision)).
     - Findings about an earlier backup of O(deep_ages) end in its date, such as
       C(checksums_20250302).
   returned: always
@@ -477,13 +527,20 @@ restore:
   description:
     - The restore test (level 5); null when it was not asked for.
     - C(status) is V(done), V(failed), V(planned) (check mode) or V(refused)
-      (outside the maintenance windows).
+      (outside the maintenance windows, or an archive whose header cannot be read).
+    - C(window) says why the restore ran or was planned. C(decided_by) is
+      V(maintenance_windows), V(allow_outside_window), the C(by) of
+      O(window_decision), or null when no window applies; C(reason) says it in
+      words.
   returned: always
   type: dict
   sample: {"status": "done", "database": "trm_restore_test",
            "server": "mongodb://restore-test:27017/", "rto_seconds": 3.17,
            "phases": {"data": 3.1, "indexes": 0.06}, "dropped": true,
-           "error": null}
+           "error": null, "window": {"allowed": true,
+           "decided_by": "maintenance_guard", "reason": "maintenance_guard allowed
+           the restore: Inside the monthly window (Sun 2025-03-02 02:00-06:00 UTC),
+           3 h 30 min left"}}
 verified_earlier:
   description: The dates of the earlier backups verified for O(deep_ages).
   returned: when O(deep_ages) found backups
@@ -546,8 +603,17 @@ ARGUMENT_SPEC = {
         "elements": "str",
         "default": list(DEFAULT_ALLOWED_DATABASES),
     },
-    "maintenance_windows": {"type": "list", "elements": "str", "default": []},
+    "maintenance_windows": {"type": "list", "elements": "raw", "default": []},
+    "maintenance_timezone": {"type": "str", "default": "UTC"},
     "allow_outside_window": {"type": "bool", "default": False},
+    "window_decision": {
+        "type": "dict",
+        "options": {
+            "by": {"type": "str", "default": "an earlier window check"},
+            "open": {"type": "bool", "required": True},
+            "message": {"type": "str", "default": ""},
+        },
+    },
     "max_restore_time": {"type": "str"},
     **FAIL_ON_SPEC,
 }

@@ -181,6 +181,11 @@ def test_the_monthly_restore_test_restores_and_compares_counts(ansible, lab, tmp
     assert found["live_counts"]["status"] == "ok"
     assert entry["result"]["metrics"]["rto_seconds"] > 0
     assert entry["result"]["changed"] is True
+    assert entry["result"]["restore"]["window"] == {
+        "allowed": True,
+        "decided_by": "allow_outside_window",
+        "reason": "allow_outside_window is set; no window given",
+    }
     with MongoClient(lab["servers"]["mongodb"]["uri"], timeoutMS=10000) as client:
         assert SCRATCH not in client.list_database_names()
     assert report["status"] == "ok"
@@ -246,6 +251,37 @@ def test_outside_the_window_the_restore_test_is_skipped(ansible, lab, tmp_path):
     assert guard["result"]["status"] == "warning"
     assert restore["result"]["skipped"] is True
     assert report["status"] == "warning"
+
+
+def test_inside_the_shared_window_the_restore_says_the_guard_let_it_run(
+    ansible, lab, tmp_path
+):
+    # 2026-12-06 is the first Sunday of December: the guide's monthly window is
+    # open 02:00-06:00 UTC and outlasts the weekly one.
+    variables = {
+        **lab_variables(lab),
+        "backup_checks_verify": False,
+        "backup_checks_restore_test": True,
+        "maintenance_guard_now": "2026-12-06T02:30:00+00:00",
+        "maintenance_guard_timezone": "UTC",
+    }
+    run, results, _report = play(tmp_path, "monthly", variables, ansible=ansible)
+
+    assert run.rc == 0, run.stdout
+    guard, restore = results
+    inside = (
+        "Inside the monthly window (Sun 2026-12-06 02:00-06:00 UTC), 3 h 30 min left"
+    )
+    assert guard["result"]["checks"][0]["message"] == inside
+    assert restore["result"]["restore"]["status"] == "done"
+    assert restore["result"]["restore"]["window"] == {
+        "allowed": True,
+        "decided_by": "maintenance_guard",
+        "reason": f"maintenance_guard allowed the restore: {inside}",
+    }
+    assert findings(restore)["restore_window"]["message"] == (
+        f"maintenance_guard allowed the restore: {inside}"
+    )
 
 
 def test_without_a_restore_target_the_restore_test_is_skipped(ansible, lab, tmp_path):

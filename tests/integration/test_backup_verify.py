@@ -526,38 +526,82 @@ def test_check_mode_plans_the_restore_and_writes_nothing(ansible, lab, mongo):
     assert SCRATCH not in mongo.list_database_names()
 
 
+def restore_window(day) -> dict:
+    """A weekly window in the shared model that opens on ``day``'s weekday."""
+    weekdays = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
+    return {
+        "name": "restore",
+        "schedule": "weekly",
+        "weekday": [*weekdays, "sunday"][day.weekday()],
+        "start": "02:00",
+        "duration": "2h",
+    }
+
+
 def test_outside_the_maintenance_window_the_restore_is_refused(ansible, lab):
-    not_today = (today() + timedelta(days=3)).strftime("%a")
+    # Three days ahead: the window last opened four days ago, next in three.
+    opens = today() + timedelta(days=3)
 
     result = verify(
         ansible,
         lab,
         "good",
-        **restore_args(lab, maintenance_windows=[f"{not_today} 02:00-04:00"]),
+        **restore_args(lab, maintenance_windows=[restore_window(opens)]),
     )
 
     restore = checks(result)["restore"]
     assert restore["status"] == "unknown"
-    assert restore["message"].startswith("The restore test did not run:")
-    assert (
-        f"outside the maintenance windows {not_today} 02:00-04:00"
-        in (restore["message"])
+    assert re.fullmatch(
+        "The restore test did not run: outside the maintenance windows "
+        f"\\(restore\\); the next, restore, opens {opens:%a} {opens.isoformat()} "
+        "02:00 UTC, in (2 d [0-9]+ h|3 d( [0-9]+ h)?)",
+        restore["message"],
+    ), restore["message"]
+    assert restore["action"] == (
+        "Run it inside a maintenance window, or set allow_outside_window"
     )
     assert result["restore"] == {"status": "refused"}
     assert "restore_time" not in checks(result)
+    assert "restore_window" not in checks(result)
 
 
 def test_the_override_runs_the_restore_outside_the_window(ansible, lab):
-    not_today = (today() + timedelta(days=3)).strftime("%a")
+    opens = today() + timedelta(days=3)
     args = restore_args(
         lab,
-        maintenance_windows=[f"{not_today} 02:00-04:00"],
+        maintenance_windows=[restore_window(opens)],
         allow_outside_window=True,
     )
 
     result = verify(ansible, lab, "good", **args)
 
     assert checks(result)["restore"]["status"] == "ok"
+    window = checks(result)["restore_window"]
+    assert window["status"] == "ok"
+    assert window["message"].startswith(
+        "Outside the maintenance windows (restore); the next, restore, opens "
+        f"{opens:%a} {opens.isoformat()} 02:00 UTC, in "
+    )
+    assert window["message"].endswith("; allow_outside_window overrides them")
+    assert result["restore"]["window"] == {
+        "allowed": True,
+        "decided_by": "allow_outside_window",
+        "reason": window["message"],
+    }
+
+
+def test_a_window_decided_before_is_stated_in_the_result(ansible, lab):
+    decision = {"by": "maintenance_guard", "open": True, "message": "Inside weekly"}
+
+    result = verify(
+        ansible, lab, "good", _check=True, **restore_args(lab, window_decision=decision)
+    )
+
+    assert checks(result)["restore_window"]["message"] == (
+        "maintenance_guard allowed the restore: Inside weekly"
+    )
+    assert result["restore"]["status"] == "planned"
+    assert result["restore"]["window"]["decided_by"] == "maintenance_guard"
 
 
 def test_a_scratch_name_off_the_allow_list_fails_before_anything(ansible, lab, mongo):
