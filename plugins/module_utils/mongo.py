@@ -483,6 +483,8 @@ def _configuration_problem(
     # that does not resolve is an unreachable server, not a wrong option.
     if target.startswith("mongodb+srv://"):
         return Unreachable(f"Cannot resolve {target}: {text}")
+    if params.get("client_cert_file") and _KEY_ERROR.search(text):
+        return key_problem(params, text)
     if params.get("auth_mechanism") and not params.get("uri"):
         return OptionError(
             "auth_mechanism",
@@ -493,6 +495,8 @@ def _configuration_problem(
     return OptionError(option, target, f"is not usable ({text})")
 
 
+# How the driver says that the client key could not be loaded.
+_KEY_ERROR = re.compile(r"(?i)private key|PEM lib|bad decrypt")
 # The options whose files the driver reads when it builds the client.
 TLS_FILE_OPTIONS = ("ca_certs", "client_cert_file")
 
@@ -506,10 +510,25 @@ def _file_problem(params: dict, error: OSError) -> OptionError:
             return OptionError(
                 option, path, f"names a file that cannot be read ({reason})"
             )
-    given = [option for option in TLS_FILE_OPTIONS if params.get(option)]
-    option = given[0] if given else "tls"
+    if params.get("client_cert_file"):
+        return key_problem(params, reason)
+    return OptionError("tls", True, f"cannot be set up ({reason})")
+
+
+def key_problem(params: dict, reason: str) -> OptionError:
+    """The option error of a client key that cannot be loaded."""
+    if params.get("client_cert_password"):
+        return OptionError(
+            "client_cert_password",
+            REDACTED,
+            "does not decrypt the key in client_cert_file, or that key does not "
+            f"match its certificate ({reason})",
+        )
     return OptionError(
-        option, error.filename, f"needs a file that cannot be read ({reason})"
+        "client_cert_file",
+        params.get("client_cert_file"),
+        "holds a key that cannot be loaded; if the key is encrypted, set "
+        f"client_cert_password ({reason})",
     )
 
 

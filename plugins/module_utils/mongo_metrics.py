@@ -417,8 +417,28 @@ def _details(spec: CountSpec, query: dict, now: datetime) -> dict:
     return details
 
 
+def listing_projection(fields: tuple) -> dict:
+    """The projection of a listing: the listed fields, ``_id`` only when listed.
+
+    MongoDB returns ``_id`` unless told not to, and some collections are keyed
+    by a secret (API keys by their value).
+    """
+    projection = dict.fromkeys(fields, 1)
+    if "_id" not in fields:
+        projection["_id"] = 0
+    return projection
+
+
+def listed_fields(doc: Any, fields: tuple) -> Any:
+    """Keep only the listed fields of ``doc``, for servers that return more."""
+    if not isinstance(doc, dict):
+        return doc
+    tops = {name.split(".", 1)[0] for name in fields}
+    return {key: value for key, value in doc.items() if key in tops}
+
+
 def _listing_of(session: MongoSession, spec: CountSpec, query: dict) -> list:
-    projection = dict.fromkeys(spec.list_fields, 1)
+    projection = listing_projection(spec.list_fields)
     sort = [spec.list_sort] if spec.list_sort else None
     docs = session.find(
         spec.database,
@@ -428,7 +448,7 @@ def _listing_of(session: MongoSession, spec: CountSpec, query: dict) -> list:
         sort=sort,
         limit=spec.list_limit,
     )
-    return [_scrubbed(plain(doc)) for doc in docs]
+    return [_scrubbed(listed_fields(plain(doc), spec.list_fields)) for doc in docs]
 
 
 def _scrubbed(doc: Any) -> Any:

@@ -60,8 +60,9 @@ options:
       - C(label) is the name a person reads (default from C(name)), C(unit) the
         unit shown after the number, C(action) what to do when the count is out
         of range.
-      - C(list_fields) lists the matching documents with these fields (and
-        C(_id)), at most C(list_limit) of them (default 20, at most 500), sorted
+      - C(list_fields) lists the matching documents with these fields only
+        (C(_id) only when it is listed, since some collections are keyed by a
+        secret), at most C(list_limit) of them (default 20, at most 500), sorted
         by C(list_sort) (a field name, with a leading C(-) for descending).
     type: list
     elements: dict
@@ -280,7 +281,7 @@ checks:
       description: The listed documents, when the count has C(list_fields).
       type: list
       elements: dict
-      sample: [{_id: 64f1c2a9e4b0a1b2c3d4e5f6, email: ops.admin@example.com,
+      sample: [{email: ops.admin@example.com,
                 lastLogin: "2024-11-02T08:12:00.000Z"}]
 metrics:
   description: Each count by its name.

@@ -22,7 +22,7 @@ from tests.integration.mongo_lab import (
     start_lab,
     stop_lab,
 )
-from tests.unit.plugins.module_utils.mongo7 import FakeMongo, Server
+from tests.unit.plugins.module_utils.mongo7 import Collection, FakeMongo, Server
 
 DAILY = [
     {
@@ -185,6 +185,53 @@ def test_rejected_credentials_are_an_unknown_finding_not_a_failure(ansible):
     assert "rejected the credentials" in check["message"]
     assert "login_password" in check["action"]
     assert "not-the-password" not in json.dumps(result)
+
+
+def test_a_module_call_opens_one_connection_for_all_its_commands(ansible):
+    collections = [Collection(f"c{n}", storage_bytes=n) for n in range(5)]
+    with FakeMongo(Server(databases={"trm": collections})) as fake:
+        result = ansible.module("trm.maintenance.mongo_health", {"uri": fake.uri})
+        commands = fake.connections(commands_only=True)
+        every = fake.connections()
+
+    assert result["metrics"]["collections_total"] == 5
+    assert len(fake.commands) >= 9
+    # Every command on one connection; the others are pymongo's monitors, which
+    # send only hello (the server monitor and its round-trip-time monitor).
+    assert len(commands) == 1
+    assert len(every - commands) <= 2
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["mongodb://monitor:Sec/ret99@db1/", "mongodb://monitor:Sec@ret99@db1/"],
+)
+def test_an_unencoded_password_in_the_uri_is_never_shown(ansible, uri):
+    result = ansible.module("trm.maintenance.mongo_health", {"uri": uri})
+
+    assert result["failed"] is True
+    assert result["option"] == "uri"
+    assert "mongodb://monitor:********@db1/" in result["msg"]
+    text = json.dumps(result)
+    assert "Sec" not in text and "ret99" not in text
+
+
+def test_a_missing_ca_file_fails_naming_the_option(ansible, tmp_path):
+    missing = str(tmp_path / "absent-ca.pem")
+
+    result = ansible.module(
+        "trm.maintenance.mongo_compact",
+        {"login_host": "db1", "tls": True, "ca_certs": missing, "databases": ["trm"]},
+    )
+
+    assert result["failed"] is True
+    assert result["option"] == "ca_certs"
+    assert result["msg"] == (
+        "Option 'ca_certs' names a file that cannot be read "
+        f"(No such file or directory); got '{missing}'"
+    )
+    # A crash would read "MODULE FAILURE" with the traceback on stderr.
+    assert "module_stderr" not in result
 
 
 # mongo_metrics

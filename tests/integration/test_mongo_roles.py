@@ -14,6 +14,7 @@ from datetime import date, timedelta
 import pytest
 
 from lab import trm_data
+from lab.core import free_port
 from tests.integration.mongo_lab import (
     NOW,
     entries,
@@ -211,6 +212,17 @@ def test_monthly_growth_user_activity_and_access_review(ansible, mongo_lab, tmp_
     assert growth["since"] == earlier.isoformat()
     assert growth["value"] == round((used / 8_000_000 - 1) * 100, 2)
     assert capacity["checks"]["capacity_projection"]["unit"] == "days"
+    # The lab's data grew from 8 MB: the projection is the days until 70% of the
+    # ceiling at the growth per day of these 30 days, or 0 when already past.
+    ceiling = capacity["checks"]["capacity_used"]["ceiling_bytes"]
+    per_day = (used - 8_000_000) / 30
+    left = ceiling * 70 / 100 - used
+    expected_days = 0.0 if left <= 0 else round(left / per_day, 1)
+    projection = capacity["checks"]["capacity_projection"]
+    assert per_day > 0
+    assert projection["value"] == expected_days
+    assert projection["bytes_per_day"] == round(per_day, 1)
+    assert projection["target_bytes"] == int(ceiling * 70 / 100)
     assert {n: c["value"] for n, c in activity["checks"].items()} == {
         "monthly_active_users": users["monthly_active"],
         "new_registrations_30d": new_registrations(30),
@@ -227,8 +239,8 @@ def test_monthly_growth_user_activity_and_access_review(ansible, mongo_lab, tmp_
     assert [doc["email"] for doc in admins] == sorted(doc["email"] for doc in admins)
     keys = access["checks"]["active_api_keys"]["documents"]
     assert len(keys) == 17
+    # No _id: the count does not list it, and a key could be keyed by its value.
     assert {field for doc in keys for field in doc} == {
-        "_id",
         "name",
         "ownerId",
         "createdAt",
@@ -305,3 +317,93 @@ def test_quarterly_compaction_runs_inside_the_window_only(ansible, mongo_lab, tm
     operations = entries(done)["Review long-running operations"]["checks"]
     assert operations["current_ops"]["status"] == "unknown"  # nx-27017 has no currentOp
     assert trm_data.DATABASE == "trm"
+
+
+def test_the_review_reads_the_look_back_days_it_is_given(ansible, tmp_path):
+    variables = {
+        "mongo_checks_slow_query_days": 0.1,  # 2 h 24 min: the 3 h old entry is out
+        "mongo_checks_unused_index_days": 45,  # status_1 has counted for 30 days
+    }
+    with FakeMongo(stand_in()) as fake:
+        _run, weekly = run_role(
+            ansible, tmp_path, "weekly", {"mongo_checks_uri": fake.uri, **variables}
+        )
+        profile = [d for d in fake.received("find") if d["find"] == "system.profile"]
+
+    (review,) = list(entries(weekly).values())
+    checks = review["checks"]
+    (query,) = profile
+    since = query["filter"]["ts"]["$gte"]
+    assert since == naive(STAND_IN_NOW - timedelta(days=0.1))
+    assert checks["slow_queries"]["status"] == "ok"
+    assert checks["slow_queries"]["slowest"] == []
+    assert checks["index_usage"]["status"] == "ok"
+    assert checks["index_usage"]["unused"] == []
+
+
+def encrypted_client_key(folder) -> str:
+    """A client certificate and its key, encrypted with ``right-pass``, in PEM."""
+    from datetime import datetime, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "monitor")])
+    start = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    path = folder / "client.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"right-pass"),
+        )
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("password", "fails_on"),
+    [("right-pass", None), ("wrong-pass", "client_cert_password")],
+)
+def test_the_role_passes_the_client_key_passphrase(
+    ansible, tmp_path, password, fails_on
+):
+    # Nothing listens on the port: with the key decrypted the module gets as far
+    # as the server and reports it unreachable; with a wrong passphrase it fails
+    # on the option before connecting.
+    variables = {
+        "mongo_checks_uri": f"mongodb://127.0.0.1:{free_port()}/",
+        "mongo_checks_tls": True,
+        "mongo_checks_client_cert_file": encrypted_client_key(tmp_path),
+        "mongo_checks_client_cert_password": password,
+        "mongo_checks_server_selection_timeout": 1,
+    }
+    _run, results = run_role(
+        ansible, tmp_path, "daily", variables, "--tags", "connections"
+    )
+
+    (connections,) = list(entries(results).values())
+    result = connections["entry"]["result"]
+    assert result.get("option") == fails_on
+    if fails_on:
+        assert result["failed"] is True
+        assert result["msg"].startswith(
+            "Option 'client_cert_password' does not decrypt the key"
+        )
+    else:
+        assert connections["checks"]["connection"]["status"] == "critical"
+    assert password not in json.dumps(results)

@@ -171,6 +171,8 @@ class FakeMongo:
     def __init__(self, server: Server) -> None:
         self.state = server
         self.commands: list = []
+        # The client port of each request: one port is one connection.
+        self.ports: list = []
         self.mock = MockupDB(port=free_port(), auto_ismaster=None)
         self.mock.autoresponds(self._answer)
         self.handlers = {
@@ -205,6 +207,7 @@ class FakeMongo:
         """Answer from ``server`` from now on, with an empty command log."""
         self.state = server
         self.commands.clear()
+        self.ports.clear()
 
     @property
     def uri(self) -> str:
@@ -230,6 +233,15 @@ class FakeMongo:
         """The names of the commands received, hello excluded."""
         return [name for name, _db, _doc in self.commands]
 
+    def connections(self, *, commands_only: bool = False) -> set:
+        """The client ports seen; with ``commands_only``, those that ran more
+        than the handshake and monitoring (``hello``)."""
+        return {
+            port
+            for port, name in self.ports
+            if not commands_only or name.lower() not in ("hello", "ismaster")
+        }
+
     def received(self, name: str) -> list:
         """The documents of the ``name`` commands received."""
         return [doc for command, _db, doc in self.commands if command == name]
@@ -240,6 +252,7 @@ class FakeMongo:
         doc = dict(request.doc)
         name = request.command_name or ""
         database = doc.get("$db") or request.namespace.split(".")[0]
+        self.ports.append((request.client_port, name))
         if name.lower() in ("hello", "ismaster"):
             return request.replies(self._hello())
         self.commands.append((name, database, doc))
