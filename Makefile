@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+# A stamp, not $(PY): the venv's python is a symlink, and make and touch would
+# follow it to the base interpreter.
+VENV_STAMP := $(VENV)/.requirements-installed
 LAB_STATE ?= .lab
 COLLECTION_LINK := .collections/ansible_collections/trm/maintenance
 SANITY_BASE ?= build/sanity
@@ -25,14 +28,14 @@ help:
 
 # The OS packages come first: Debian's python3 builds no virtual environment
 # without python3-venv.
-$(PY): requirements.txt requirements-test.txt
+$(VENV_STAMP): requirements.txt requirements-test.txt
 	PYTHON=$(PYTHON) ./scripts/install-os-packages.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-test.txt
-	@touch $(PY)
+	@touch $(VENV_STAMP)
 
-venv: $(PY) $(COLLECTION_LINK)
+venv: $(VENV_STAMP) $(COLLECTION_LINK)
 
 $(COLLECTION_LINK):
 	mkdir -p $(dir $(COLLECTION_LINK))

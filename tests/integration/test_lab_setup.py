@@ -134,6 +134,28 @@ def test_make_installs_os_packages_before_the_virtualenv(tmp_path, target: str):
     assert packages < venv
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_fresh_stamp_keeps_the_virtualenv_and_touches_no_interpreter(tmp_path):
+    # The venv's python links to an interpreter older than the requirements.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    base = tmp_path / "python3.11"
+    base.write_text("")
+    os.utime(base, (0, 0))
+    (venv / "bin" / "python").symlink_to(base)
+    (venv / ".requirements-installed").touch()
+    run = subprocess.run(
+        ["make", "-n", "venv", f"VENV={venv}", f"COLLECTION_LINK={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "venv" not in run.stdout.replace("Nothing to be done for 'venv'", "")
+    assert base.stat().st_mtime == 0
+
+
 def git(repo: Path, *args: str) -> None:
     """Run git in ``repo``."""
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
