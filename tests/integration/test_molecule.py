@@ -32,6 +32,18 @@ VERIFY_PLAYS = {
     "quarterly": "Verify the quarterly maintenance log",
 }
 
+# Verify tasks that compare the log with what the lab planted; each must run.
+PLANTED_TASKS = {
+    "daily": [
+        "Check the application log review's counts against the planted lines",
+    ],
+    "weekly": [
+        "Check that the ranked table lists the certificates soonest expiry first",
+        "Check each ranked row against the lab's days and the Markdown details",
+        "Check the security log counts against the lines the lab planted",
+    ],
+}
+
 
 def _molecule_env(ephemeral: Path) -> dict:
     """Return the environment for one scenario: its own folder, no colours."""
@@ -72,3 +84,5 @@ def test_scenario_converges_and_verifies_the_report(scenario, tmp_path):
     assert f"PLAY [{VERIFY_PLAYS[scenario]}]" in output, output[-6000:]
     assert f"{scenario} > verify: Executed: Successful" in output, output[-6000:]
     assert f"{scenario} > destroy: Executed: Successful" in output, output[-6000:]
+    for task in PLANTED_TASKS.get(scenario, []):
+        assert f"TASK [{task}]" in output, output[-6000:]
