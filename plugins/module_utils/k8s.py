@@ -97,6 +97,47 @@ class ApiError(K8sError):
         super().__init__(f"HTTP {status} {reason}: {message}")
 
 
+# The keys of a kubeconfig whose values are credentials: user tokens and
+# passwords, key material, and the tokens and secrets of auth providers.
+KUBECONFIG_SECRET_KEYS = frozenset(
+    {
+        "token",
+        "password",
+        "client-key-data",
+        "client-certificate-data",
+        "id-token",
+        "refresh-token",
+        "access-token",
+        "client-secret",
+    }
+)
+
+
+def kubeconfig_secrets(kubeconfig: Any) -> list:
+    """Return the credential values of a kubeconfig given as a mapping."""
+    found: list = []
+    if isinstance(kubeconfig, dict):
+        for key, value in kubeconfig.items():
+            if key in KUBECONFIG_SECRET_KEYS and isinstance(value, str) and value:
+                found.append(value)
+            else:
+                found += kubeconfig_secrets(value)
+    elif isinstance(kubeconfig, list):
+        for item in kubeconfig:
+            found += kubeconfig_secrets(item)
+    return found
+
+
+def hide_secrets(module: Any) -> None:
+    """Have Ansible mask a kubeconfig mapping's credentials in all the output.
+
+    ``kubeconfig`` may be a path or a mapping, so it cannot be ``no_log`` as a
+    whole: a path is worth showing. The credentials inside a mapping are masked
+    instead, in ``invocation`` and wherever else they would appear.
+    """
+    module.no_log_values.update(kubeconfig_secrets(module.params.get("kubeconfig")))
+
+
 @dataclass(frozen=True)
 class Connection:
     """How to reach the API server."""

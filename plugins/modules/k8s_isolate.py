@@ -210,6 +210,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.trm.maintenance.plugins.module_utils.k8s import (
     K8S_AUTH_SPEC,
     WORKLOAD_KINDS,
+    hide_secrets,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.k8s_isolate import (
     run_k8s_isolate,
@@ -244,6 +245,7 @@ def main() -> None:
         required_one_of=[["name", "label_selectors"]],
         supports_check_mode=True,
     )
+    hide_secrets(module)
     run_check(
         module, lambda params: run_k8s_isolate(params, check_mode=module.check_mode)
     )

@@ -440,6 +440,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.trm.maintenance.plugins.module_utils.k8s import (
     K8S_AUTH_SPEC,
     WORKLOAD_KINDS,
+    hide_secrets,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.k8s_logs import (
     DEFAULT_COVERAGE,
@@ -494,6 +495,7 @@ def main() -> None:
         required_one_of=[["name", "label_selectors"]],
         supports_check_mode=True,
     )
+    hide_secrets(module)
     run_check(module, run_k8s_log_scan)
 
 

@@ -8,6 +8,7 @@ reproduce: graceful deletion, real readiness probes, TLS and authentication).
 from __future__ import annotations
 
 import random
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -277,6 +278,63 @@ def test_kubeconfig_as_a_mapping(ansible, cluster):
     result = ansible.module(SCAN, args)
 
     assert result["pods"] == cluster.names()
+
+
+def test_a_kubeconfig_mappings_credentials_are_not_in_the_invocation(
+    ansible, cluster, tmp_path
+):
+    document = yaml.safe_load(Path(cluster.record["kubeconfig"]).read_text())
+    token = document["users"][0]["user"]["token"]
+    # A second user, not used by the context, holding the other kinds of secret.
+    document["users"].append(
+        {
+            "name": "spare",
+            "user": {
+                "username": "ops",
+                "password": "spare-password-91",
+                "client-certificate-data": "c3BhcmUtY2VydGlmaWNhdGU=",
+                "client-key-data": "c3BhcmUta2V5LWRhdGE=",
+            },
+        }
+    )
+    secrets = [
+        token,
+        "spare-password-91",
+        "c3BhcmUtY2VydGlmaWNhdGU=",
+        "c3BhcmUta2V5LWRhdGE=",
+    ]
+    base = {"kubeconfig": document, "namespace": NS, "name": APP}
+    calls = {
+        SCAN: base,
+        DRILL: {**base, "allowed_namespaces": [NS]},
+        ISOLATE: {**base, "allowed_namespaces": [NS], "dest": str(tmp_path / "x")},
+    }
+    # Registered results drop ``invocation``; the output at -vvv shows it.
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {"ansible_python_interpreter": sys.executable},
+            "tasks": [
+                {"name": f"Run {module}", module: args, "check_mode": True}
+                for module, args in calls.items()
+            ],
+        }
+    ]
+    path = tmp_path / "play.yml"
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    run = ansible.playbook(
+        path,
+        *("-i", "localhost,", "-c", "local", "-vvv"),
+        env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"},
+    )
+
+    assert run.rc == 0, run.stdout
+    assert run.stdout.count('"invocation": {') == 3
+    assert run.stdout.count('"username": "ops"') == 3
+    assert run.stdout.count(f'"server": "{cluster.record["url"]}"') == 3
+    for secret in secrets:
+        assert secret not in run.stdout + run.stderr, secret
 
 
 def test_an_unreachable_api_server_is_unknown_not_a_failure(ansible):

@@ -11,6 +11,7 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s import (
     api_error,
     build_configuration,
     connection_from_params,
+    kubeconfig_secrets,
     reason_words,
     selector_matches,
     selector_string,
@@ -253,3 +254,47 @@ def test_the_allow_list():
 )
 def test_reason_words(text, words):
     assert reason_words(text) == words
+
+
+def test_the_credentials_of_a_kubeconfig_mapping_are_found_for_masking():
+    document = {
+        "clusters": [{"name": "a", "cluster": {"server": "https://a:6443"}}],
+        "users": [
+            {"name": "t", "user": {"token": "tok-1"}},
+            {"name": "p", "user": {"username": "ops", "password": "pw-2"}},
+            {
+                "name": "k",
+                "user": {
+                    "client-certificate-data": "Y2VydA==",
+                    "client-key-data": "a2V5",
+                },
+            },
+            {
+                "name": "o",
+                "user": {
+                    "auth-provider": {
+                        "name": "oidc",
+                        "config": {
+                            "id-token": "id-3",
+                            "refresh-token": "re-4",
+                            "client-secret": "cs-5",
+                            "client-id": "trm",
+                        },
+                    }
+                },
+            },
+        ],
+        "contexts": [{"name": "a", "context": {"cluster": "a", "user": "t"}}],
+    }
+
+    assert kubeconfig_secrets(document) == [
+        "tok-1",
+        "pw-2",
+        "Y2VydA==",
+        "a2V5",
+        "id-3",
+        "re-4",
+        "cs-5",
+    ]
+    assert kubeconfig_secrets("/home/ops/.kube/config") == []
+    assert kubeconfig_secrets(None) == []
