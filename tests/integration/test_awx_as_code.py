@@ -12,6 +12,7 @@ check permissions; those need a real AWX.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import re
 import shutil
@@ -28,6 +29,11 @@ import yaml
 from dateutil.rrule import rrulestr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ansible_collections.trm.maintenance.plugins.module_utils.windows import (
+    DEFAULT_WINDOWS,
+    open_at,
+    parse_windows,
+)
 from lab.core import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,11 +66,14 @@ def schedules_by_name() -> dict:
 
 
 def needs_awx_collection() -> None:
-    """Skip when awx.awx cannot be imported."""
-    pytest.importorskip(
-        "ansible_collections.awx.awx",
-        reason="awx.awx is not installed (pip install 'ansible>=12,<13')",
-    )
+    """Fail, not skip, when awx.awx cannot be imported: the test setup installs it."""
+    try:
+        importlib.import_module("ansible_collections.awx.awx")
+    except ImportError:
+        pytest.fail(
+            "awx.awx is not installed: pip install -r requirements-test.txt "
+            "(the ansible package, 'ansible>=12,<13', brings it)"
+        )
 
 
 def recap(stdout: str) -> dict:
@@ -128,7 +137,9 @@ def build_context(tmp_path_factory) -> Path:
     """Run ``ansible-builder create`` and return the build context."""
     builder = shutil.which("ansible-builder", path=str(BIN))
     if builder is None:
-        pytest.skip("ansible-builder is not installed (pip install ansible-builder)")
+        pytest.fail(
+            "ansible-builder is not installed: pip install -r requirements-test.txt"
+        )
     context = tmp_path_factory.mktemp("ee") / "context"
     proc = subprocess.run(
         [
@@ -263,7 +274,7 @@ CALENDAR = {
     "TRM daily checks, morning": (EVERY_DAY, (7, 0), 365),
     "TRM daily checks, evening": (EVERY_DAY, (19, 0), 365),
     "TRM weekly checks, theme of the day": ({0, 1, 2, 3, 4}, (9, 0), 261),
-    "TRM monthly checks, theme of the week": ({1}, (10, 0), 52),
+    "TRM monthly checks, theme of the week": ({6}, (3, 0), 52),
     "TRM quarterly checks": ({6}, (2, 0), 4),
     "TRM Sunday maintenance window": ({6}, (2, 0), 52),
 }
@@ -308,6 +319,33 @@ def test_quarterly_runs_on_the_first_sunday_of_each_quarter():
         date(2026, 7, 5),
         date(2026, 10, 4),
     ]
+
+
+def test_monthly_runs_on_sundays_inside_the_window_with_the_week_themes():
+    runs = runs_in_2026("TRM monthly checks, theme of the week")
+    december = [run.date() for run in runs if run.month == 12]
+
+    # The Sundays of December 2026: weeks 1 to 4 of the calendar, then day 27,
+    # which counts as week 4.
+    assert december == [date(2026, 12, day) for day in (6, 13, 20, 27)]
+    assert {(run.day - 1) // 7 + 1 for run in runs} == {1, 2, 3, 4, 5}
+    first_sundays = [run for run in runs if run.day <= 7]
+    assert len(first_sundays) == 12
+
+
+@pytest.mark.parametrize(
+    "name", ["TRM monthly checks, theme of the week", "TRM quarterly checks"]
+)
+def test_disruptive_cadences_start_inside_the_guards_windows(name):
+    windows = parse_windows(DEFAULT_WINDOWS, default_timezone=LONDON)
+
+    for run in runs_in_2026(name):
+        opening = open_at(windows, run.astimezone(timezone.utc))
+        assert opening is not None, run
+        # The first Sunday of the month also opens the monthly window, where
+        # the restore test and the failover drill have four hours.
+        names = {w.name for w in windows if open_at([w], run.astimezone(timezone.utc))}
+        assert ("monthly" in names) == (run.day <= 7), (run, names)
 
 
 def test_schedules_keep_local_time_across_summer_time():
@@ -982,8 +1020,8 @@ def test_schedules_follow_the_calendar_in_london_time(configured):
             True,
         ),
         "TRM monthly checks, theme of the week": (
-            "DTSTART;TZID=Europe/London:20250101T100000 "
-            "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=TU",
+            "DTSTART;TZID=Europe/London:20250101T030000 "
+            "RRULE:FREQ=WEEKLY;INTERVAL=1;BYDAY=SU",
             awx.named("job_templates", "TRM monthly checks")["id"],
             True,
         ),

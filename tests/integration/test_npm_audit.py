@@ -48,7 +48,15 @@ NPM = shutil.which("npm")
 NPM_TIMEOUT = 180
 SEVERITIES = ("info", "low", "moderate", "high", "critical")
 
-pytestmark = pytest.mark.skipif(NPM is None, reason="npm is not installed")
+
+@pytest.fixture(autouse=True)
+def npm_installed() -> None:
+    """Fail, not skip, without npm: the test setup installs it."""
+    if NPM is None:
+        pytest.fail(
+            "npm is not installed: run scripts/install-os-packages.sh, which "
+            "installs nodejs and npm"
+        )
 
 
 # The stand-in registry
