@@ -175,9 +175,27 @@ def _health_endpoint(spec: dict | None) -> Any:
     try:
         return parse_endpoints(params)[0]
     except OptionError as error:
-        raise OptionError(
-            "health_check", item["url"], f"is not a usable health check: {error}"
-        ) from None
+        raise _as_health_check(error) from None
+
+
+def _as_health_check(error: OptionError) -> OptionError:
+    """Name the drill's own option in an error of the shared endpoint rules.
+
+    The rules speak of ``endpoints[0].timeout``; the user wrote
+    ``health_check.timeout``.
+    """
+    inner = "endpoints[0]"
+    option = error.option
+    if option.startswith(inner):
+        option = f"health_check{option[len(inner) :]}"
+    elif option == "endpoints":
+        option = "health_check"
+    text = str(error)[len(f"Option '{error.option}' ") :]
+    value = f"; got {error.value!r}"
+    problem = (
+        text[: -len(value)] if text.endswith(value) else text.rsplit("; got ", 1)[0]
+    )
+    return OptionError(option, error.value, problem)
 
 
 # The drill

@@ -300,6 +300,11 @@ def test_the_maintenance_window_gates_the_drill(ansible, cluster, now, status, c
             {"health_check": {"url": "ftp://example.org/"}},
             "Option 'health_check.url' must be an http:// or https:// URL; got 'ftp://example.org/'",
         ),
+        (
+            {"health_check": {"url": "http://example.org/", "timeout": 0}},
+            "Option 'health_check.timeout' must be a number of seconds above zero; "
+            "got 0.0",
+        ),
     ],
 )
 def test_bad_input_fails_the_task(ansible, cluster, args, message):
