@@ -1,4 +1,4 @@
-"""Benchmark: levels 1 and 2 of s3_backup_verify on a prefix of thousands of objects.
+"""Benchmark: s3_backup_verify's listing (levels 1-2) and content (levels 3-4).
 
 Starts moto's S3 server on loopback, uploads one day's backup made of many
 small objects, and times, in one run, the same listing work done four ways:
@@ -9,8 +9,12 @@ small objects, and times, in one run, the same listing work done four ways:
   object count; ``history: 0``, so it lists the same single prefix);
 - the same as one Ansible task, Ansible's start-up included.
 
+A second table reads a backup of tens of MB at levels 3 and 4 against a bare
+streaming download of the same bytes (see ``content.py``).
+
 Run it with ``.venv/bin/python -m bench.backup.run`` from the repository root
-(``--objects N`` for another size, ``--repeats R``). awscli is needed for its
+(``--objects N`` for another size, ``--repeats R``, ``--content-mb M`` for the
+size of the second table's backup before gzip). awscli is needed for its
 row: ``pip install awscli``. Everything it writes goes to a temporary folder
 that is removed at the end.
 """
@@ -46,6 +50,7 @@ import boto3  # noqa: E402
 import yaml  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from bench.backup import content  # noqa: E402
 from lab.core import LOOPBACK, LabContext, free_port, stop_pid, wait_for_port  # noqa: E402
 
 
@@ -134,9 +139,16 @@ def aws_cli(endpoint: str, prefix: str) -> tuple:
 
 
 def aws_binary() -> str | None:
-    """awscli's ``aws`` beside this interpreter, else on PATH."""
+    """awscli's ``aws`` beside this interpreter, else on PATH, if it runs."""
     beside = BIN / "aws"
-    return str(beside) if beside.exists() else shutil.which("aws")
+    found = str(beside) if beside.exists() else shutil.which("aws")
+    if found is None:
+        return None
+    # A version manager's shim is on PATH even where no awscli is installed.
+    check = subprocess.run(
+        [found, "--version"], capture_output=True, check=False, timeout=60
+    )
+    return found if check.returncode == 0 else None
 
 
 def params(endpoint: str) -> dict:
@@ -229,6 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--content-mb", type=float, default=40.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-backup-") as tmp:
         folder = Path(tmp)
@@ -266,17 +279,61 @@ def run(endpoint: str, folder: Path, args) -> None:
             lambda: module_task(endpoint, folder),
         ),
     ]
+    aws_row = "aws s3 ls --recursive --summarize"
     if aws_binary():
-        ways.insert(
-            1, ("aws s3 ls --recursive --summarize", lambda: aws_cli(endpoint, prefix))
-        )
-    else:
-        print("awscli is not installed (pip install awscli): its row is left out")
+        ways.insert(1, (aws_row, lambda: aws_cli(endpoint, prefix)))
     rows = timed(ways, args.repeats, expected)
+    if not aws_binary():
+        rows.insert(1, (aws_row, None))
+    table(rows)
+    content_table(endpoint, args)
+
+
+def table(rows: list, *, megabytes: float | None = None) -> None:
+    """Print the rows with their ratio to the first; a missing way says why."""
     base = rows[0][1]
-    print(f"\n{'way':<44} {'seconds':>8} {'ratio':>7}")
+    speed = f" {'MB/s':>7}" if megabytes else ""
+    print(f"\n{'way':<44} {'seconds':>8} {'ratio':>7}{speed}")
     for name, seconds in rows:
-        print(f"{name:<44} {seconds:8.3f} {seconds / base:6.2f}x")
+        if seconds is None:
+            print(f"{name:<44} not installed (pip install awscli)")
+            continue
+        rate = f" {megabytes / seconds:7.1f}" if megabytes else ""
+        print(f"{name:<44} {seconds:8.3f} {seconds / base:6.2f}x{rate}")
+
+
+def content_table(endpoint: str, args) -> None:
+    """Levels 3-4 on a backup of tens of MB against a bare streaming download."""
+    day = datetime.now(timezone.utc)
+    template = "content/%Y%m%d/"
+    prefix = day.strftime(template)
+    started = time.perf_counter()
+    files, counts = content.build(args.content_mb)
+    s3 = client(endpoint)
+    content.upload(s3, BUCKET, prefix, files)
+    expected = content.sizes(files)
+    print(
+        f"\n{expected[0]} objects ({expected[1]:,} bytes, "
+        f"{sum(counts.values()):,} documents) under s3://{BUCKET}/{prefix} built "
+        f"and uploaded in {time.perf_counter() - started:.1f} s; median of "
+        f"{args.repeats} runs each, {content.WORKERS} threads each"
+    )
+    module = {**params(endpoint), "prefix": template}
+    ways = [
+        (
+            "boto3 get_object streaming download (bare)",
+            lambda: content.bare_download(client(endpoint), BUCKET, prefix),
+        ),
+        (
+            "s3_backup_verify level 3, in-process",
+            lambda: content.verified(module, [3], counts),
+        ),
+        (
+            "s3_backup_verify levels 3-4, in-process",
+            lambda: content.verified(module, [3, 4], counts),
+        ),
+    ]
+    table(timed(ways, args.repeats, expected), megabytes=expected[1] / 1e6)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Everything here reads from an iterator of byte chunks and keeps at most one
 document (or one inflate step) in memory, so a backup of any size streams
-through at the speed of its download.
+through in bounded memory. Its speed is the slower of the download and the
+CPU work of hashing and inflating; bench/backup measures both.
 """
 
 from __future__ import annotations
