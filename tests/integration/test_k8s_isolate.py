@@ -66,9 +66,13 @@ def logs(cluster):
 def test_check_mode_plans_and_changes_nothing(ansible, cluster, logs, tmp_path):
     dest = tmp_path / "incident" / "logs"
     names = cluster.names()
+    uids = cluster.uids()
     result = isolate(ansible, cluster, dest, check_mode=True)
 
     assert result["changed"] is True
+    assert [pod["name"] for pod in result["plan"]["pods"]] == names
+    assert {pod["uid"] for pod in result["plan"]["pods"]} == uids
+    assert result["plan"]["dest"] == str(dest)
     assert result["plan"]["replicas_before"] == 3
     assert result["plan"]["replicas_after"] == 0
     assert result["plan"]["logs"] == [
@@ -83,6 +87,10 @@ def test_check_mode_plans_and_changes_nothing(ansible, cluster, logs, tmp_path):
     assert not dest.exists()
     assert cluster.deployment().spec.replicas == 3
     assert cluster.names() == names
+    assert cluster.uids() == uids
+    assert "trm.maintenance/replicas-before" not in (
+        cluster.deployment().metadata.annotations or {}
+    )
 
 
 def test_isolation_saves_every_log_then_scales_to_zero(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -202,7 +203,7 @@ def webhook():
     thread.join(timeout=5)
 
 
-def run_incident(ansible, lab, tmp_path, webhook, *extra: str):
+def run_incident(ansible, lab, tmp_path, webhook, *extra: str, env=None):
     """Run the isolation playbook with the lab inventory."""
     k8s = lab["servers"]["k8s"]
     inventory = lab_inventory(lab, tmp_path)
@@ -223,15 +224,64 @@ def run_incident(ansible, lab, tmp_path, webhook, *extra: str):
         "-e",
         f"@{extra_vars}",
         *extra,
+        env=env,
     )
+
+
+ISOLATE_TASK = (
+    "TASK [trm.maintenance.k8s_incident : "
+    "Save the application's logs and scale it to zero]"
+)
+
+
+def task_result(stdout: str, task: str) -> dict:
+    """The result the default callback showed (at -v, as JSON) for one task."""
+    start = stdout.index(task)
+    brace = stdout.index("=> {", start) + len("=> ")
+    result, _end = json.JSONDecoder().raw_decode(stdout, brace)
+    return result
 
 
 def test_the_isolation_playbook_plans_in_check_mode(ansible, lab, tmp_path, webhook):
     cluster = Cluster(lab["servers"]["k8s"])
     before = cluster.uids()
-    run = run_incident(ansible, lab, tmp_path, webhook, "--check")
+    pods = cluster.pods()
+    names = [pod.metadata.name for pod in pods]
+    day = datetime.now().strftime("%Y-%m-%d")
+    dest = tmp_path / "reports" / f"{day}-incident" / "logs"
+    json_output = {"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
+    run = run_incident(
+        ansible, lab, tmp_path, webhook, "--check", "-v", env=json_output
+    )
 
     assert run.rc == 0, run.stdout + run.stderr
+    result = task_result(run.stdout, ISOLATE_TASK)
+    plan = result["plan"]
+    assert plan["workload"] == {
+        "kind": "Deployment",
+        "namespace": "trm",
+        "name": "trm-app",
+    }
+    assert [pod["name"] for pod in plan["pods"]] == names
+    assert {pod["uid"] for pod in plan["pods"]} == before
+    assert [pod["ready"] for pod in plan["pods"]] == [True] * PODS
+    assert plan["replicas_before"] == PODS
+    assert plan["replicas_after"] == 0
+    assert plan["dest"] == str(dest)
+    assert plan["logs"] == [
+        str(dest / name / file)
+        for name in names
+        for file in ("app.log", "app.previous.log")
+    ]
+    assert result["checks"][0]["message"] == (
+        f"Would save up to {2 * PODS} logs of {PODS} pods to {dest}, then scale "
+        f"Deployment trm/trm-app from {PODS} to 0 replicas"
+    )
+    assert result["changed"] is True
+    assert result["manifest"] is None
+    # Nothing was scaled, stopped or written.
+    assert "scaled" not in {check["name"] for check in result["checks"]}
+    assert not dest.exists()
     assert "Incident maintenance OK (2 ok)" in run.stdout
     assert webhook.posts == []
     assert cluster.uids() == before
