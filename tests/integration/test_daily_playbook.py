@@ -139,16 +139,20 @@ def test_daily_mongodb_connections_are_the_ones_the_server_reports(
 ):
     daily = _run_daily(ansible, full_lab, tmp_path)
     connections = _findings(daily.report)[("MongoDB connections", "connections")]
-    # nx-27017 counts open client connections; a pymongo client like the
-    # module's holds as many while it reads serverStatus as the module did.
+    # nx-27017 counts open client connections. The maximum (current plus
+    # available) is fixed; the current count moves by the few connections the
+    # lab application's health checks open and close, so it is compared within
+    # one client's pool (monitor, round-trip monitor, one pooled connection).
     with MongoClient(
         full_lab["servers"]["mongodb"]["uri"], serverSelectionTimeoutMS=5000
     ) as client:
         status = client.admin.command("serverStatus")["connections"]
-    current, available = status["current"], status["available"]
-    assert (connections["current"], connections["available"]) == (current, available)
-    assert connections["maximum"] == current + available
-    assert connections["value"] == round(current / (current + available) * 100, 2)
+    maximum = status["current"] + status["available"]
+    current = connections["current"]
+    assert connections["maximum"] == maximum
+    assert connections["available"] == maximum - current
+    assert abs(current - status["current"]) <= 3
+    assert connections["value"] == round(current / maximum * 100, 2)
     assert connections["status"] == "ok"
     assert connections["unit"] == "%"
     metrics = _entry(daily.report, "MongoDB connections")["metrics"]
