@@ -54,6 +54,7 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s_gates import (
     desired_replicas,
     eviction_gate,
     parse_count,
+    parse_drill_window,
     replicas_gate,
     rollout_gate,
     victims_gate,
@@ -67,15 +68,14 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s_targets import
     parse_target,
     workload_selector,
 )
-from ansible_collections.trm.maintenance.plugins.module_utils.k8s_window import (
-    parse_moment,
-    parse_window,
-)
 from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import (
     CRITICAL,
     OK,
     WARNING,
     parse_threshold,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.windows import (
+    parse_now,
 )
 
 SUBJECT = "Failover drill"
@@ -130,7 +130,11 @@ def parse_settings(params: dict) -> DrillSettings:
         raise OptionError("min_ready_replicas", min_ready, "must be at least 1")
     window_spec = dict(params.get("maintenance_window") or {})
     now_text = window_spec.pop("now", None)
-    now = parse_moment(now_text, "maintenance_window.now") if now_text else _utcnow()
+    now = (
+        parse_now(now_text, zone=timezone.utc, option="maintenance_window.now")
+        if now_text
+        else _utcnow()
+    )
     return DrillSettings(
         method=method,
         grace=grace,
@@ -145,7 +149,7 @@ def parse_settings(params: dict) -> DrillSettings:
             default=DEFAULT_RECOVERY_TIME,
         ),
         health=_health_endpoint(params.get("health_check")),
-        window=parse_window(window_spec, option="maintenance_window"),
+        window=parse_drill_window(window_spec, option="maintenance_window"),
         now=now,
         ignore_window=bool(params.get("ignore_window")),
     )

@@ -10,6 +10,9 @@ evictions an API server that accepts a dry-run eviction of the first pod.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from ansible_collections.trm.maintenance.plugins.module_utils.checks import (
@@ -28,14 +31,21 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s import (
     selector_matches,
     terminating,
 )
-from ansible_collections.trm.maintenance.plugins.module_utils.k8s_window import (
-    window_state,
-)
 from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import (
     CRITICAL,
     OK,
     UNKNOWN,
     WARNING,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.windows import (
+    WEEKDAYS,
+    WEEKLY,
+    Window,
+    load_zone,
+    next_opening,
+    open_at,
+    parse_start,
+    parse_weekday,
 )
 
 EVICT = "evict"
@@ -255,29 +265,108 @@ def _budget_text(budget: dict) -> str:
     return f"{budget['metadata']['name']} ({rule}, {healthy} healthy)"
 
 
-def window_gate(window: Any, now: Any, *, ignore: bool) -> Finding:
+# The maintenance window: weekdays, a start and an end in one time zone, the
+# guide's Sunday 02:00-04:00 UTC by default. Each weekday is one weekly window of
+# the collection's window model, which also decides how clock changes count.
+
+DEFAULT_WINDOW = {
+    "weekdays": ["sunday"],
+    "start": "02:00",
+    "end": "04:00",
+    "timezone": "UTC",
+}
+_OFFSET = re.compile(r"^([+-])(\d\d):?(\d\d)$")
+
+
+@dataclass(frozen=True)
+class DrillWindow:
+    """The drill's window: one weekly window per weekday, and its name."""
+
+    windows: tuple
+    label: str
+    zone: tzinfo
+
+
+def parse_drill_window(spec: Any, *, option: str) -> DrillWindow:
+    """Build the drill's window from its option mapping, or raise OptionError."""
+    spec = {
+        **DEFAULT_WINDOW,
+        **{k: v for k, v in (spec or {}).items() if v is not None},
+    }
+    days = [spec["weekdays"]] if isinstance(spec["weekdays"], str) else spec["weekdays"]
+    if not days:
+        raise OptionError(f"{option}.weekdays", days, "must name at least one day")
+    weekdays = sorted(
+        {parse_weekday(day, f"{option}.weekdays[{i}]") for i, day in enumerate(days)}
+    )
+    start = parse_start(spec["start"], f"{option}.start")
+    end = parse_start(spec["end"], f"{option}.end")
+    minutes = (end.hour - start.hour) * 60 + end.minute - start.minute
+    if minutes % 1440 == 0:
+        raise OptionError(option, spec, "must have an end different from its start")
+    zone_name = str(spec["timezone"]).strip()
+    zone = _zone(zone_name, f"{option}.timezone")
+    names = ", ".join(WEEKDAYS[day].capitalize() for day in weekdays)
+    label = f"{names} {start:%H:%M}-{end:%H:%M} {zone_name}"
+    windows = tuple(
+        Window(
+            name=label,
+            schedule=WEEKLY,
+            weekday=day,
+            start=start,
+            duration=timedelta(minutes=minutes % 1440),
+            timezone=zone_name,
+            zone=zone,
+        )
+        for day in weekdays
+    )
+    return DrillWindow(windows, label, zone)
+
+
+def _zone(name: str, option: str) -> tzinfo:
+    """UTC, a fixed offset such as +02:00, or an IANA name such as Europe/Berlin."""
+    found = _OFFSET.match(name)
+    if not found:
+        return load_zone(name, option)
+    offset = timedelta(hours=int(found[2]), minutes=int(found[3]))
+    if offset >= timedelta(hours=24):
+        raise OptionError(option, name, "must be an offset under 24 hours")
+    return timezone(-offset if found[1] == "-" else offset)
+
+
+def window_gate(window: DrillWindow, now: datetime, *, ignore: bool) -> Finding:
     """Inside the maintenance window, unless the operator overrides it."""
-    state = window_state(window, now)
+    opening = open_at(list(window.windows), now)
+    upcoming = next_opening(list(window.windows), now)
+    next_start = upcoming.local(upcoming.start) if upcoming else None
     details = {
         "window": window.label,
-        "inside_window": state.inside,
-        "next_window": state.next_start.isoformat(timespec="minutes"),
+        "inside_window": opening is not None,
+        "next_window": _minutes(next_start),
     }
-    if state.inside:
-        return Finding(
-            "maintenance_window", OK, state.describe(window), details=details
-        )
+    if opening is not None:
+        ends = _minutes(opening.local(opening.end))
+        message = f"Inside the maintenance window {window.label} (ends {ends})"
+        return Finding("maintenance_window", OK, message, details=details)
+    outside = (
+        f"Outside the maintenance window {window.label}; the next one starts "
+        f"{_minutes(next_start)}"
+    )
     if ignore:
-        message = f"{state.describe(window)}; overridden with ignore_window"
+        message = f"{outside}; overridden with ignore_window"
         return Finding("maintenance_window", OK, message, details=details)
     return Finding(
         "maintenance_window",
         UNKNOWN,
-        f"{state.describe(window)}, so the drill did not run",
+        f"{outside}, so the drill did not run",
         action="Run the drill inside the maintenance window, or set ignore_window "
         "when the operator decides otherwise",
         details=details,
     )
+
+
+def _minutes(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="minutes") if moment else None
 
 
 def eviction_gate(client: KubeClient, pod: dict, *, grace: int | None) -> Finding:

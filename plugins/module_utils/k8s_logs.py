@@ -48,14 +48,14 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s_targets import
     find_pods,
     parse_target,
 )
-from ansible_collections.trm.maintenance.plugins.module_utils.k8s_window import (
-    parse_moment,
-)
 from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import (
     OK,
     UNKNOWN,
     WARNING,
     parse_threshold,
+)
+from ansible_collections.trm.maintenance.plugins.module_utils.windows import (
+    parse_now,
 )
 
 SUBJECT = "Log scan"
@@ -111,7 +111,7 @@ def parse_since(value: Any, *, now: float) -> ScanWindow:
         if seconds <= 0:
             raise OptionError("since", value, "must be a duration above zero")
         return ScanWindow(now - seconds, now, duration_text(seconds))
-    start = parse_moment(value, "since").timestamp()
+    start = parse_now(value, zone=timezone.utc, option="since").timestamp()
     if start >= now:
         raise OptionError("since", value, "must be in the past")
     return ScanWindow(start, now, f"since {iso(start)}")

@@ -144,7 +144,10 @@ options:
         type: str
         default: "02:00"
       end:
-        description: When it closes, as V(HH:MM); an end at or before the start is the next day.
+        description:
+          - When it closes, as V(HH:MM); an end at or before the start is the next day.
+          - The window lasts the time from start to end, also on a day when the
+            clocks change, so its end on the wall clock moves by the change.
         type: str
         default: "04:00"
       timezone:

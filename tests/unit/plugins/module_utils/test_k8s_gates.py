@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from ansible_collections.trm.maintenance.plugins.module_utils.errors import (
@@ -12,8 +14,10 @@ from ansible_collections.trm.maintenance.plugins.module_utils.k8s_gates import (
     choose_victims,
     covering_budgets,
     parse_count,
+    parse_drill_window,
     replicas_gate,
     rollout_gate,
+    window_gate,
 )
 
 
@@ -231,3 +235,131 @@ def test_two_budgets_stop_evictions_and_none_is_fine():
     assert budget_gate([], method="evict", needed=1, planned=1).message == (
         "No PodDisruptionBudget covers the pods, so none limits the drill"
     )
+
+
+# The maintenance window gate, on the collection's window model
+
+SUNDAY_WINDOW = {"weekdays": ["sunday"], "start": "02:00", "end": "04:00"}
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "now", "inside", "next_start"),
+    [
+        # 2024-05-05 is a Sunday.
+        (SUNDAY_WINDOW, "2024-05-05T02:00:00Z", True, "2024-05-12T02:00+00:00"),
+        (SUNDAY_WINDOW, "2024-05-05T03:59:59Z", True, "2024-05-12T02:00+00:00"),
+        (SUNDAY_WINDOW, "2024-05-05T04:00:00Z", False, "2024-05-12T02:00+00:00"),
+        (SUNDAY_WINDOW, "2024-05-04T02:30:00Z", False, "2024-05-05T02:00+00:00"),
+        # Saturday 23:00 to Sunday 01:00, judged just after midnight.
+        (
+            {"weekdays": ["sat"], "start": "23:00", "end": "01:00"},
+            "2024-05-05T00:30:00Z",
+            True,
+            "2024-05-11T23:00+00:00",
+        ),
+        # Berlin is UTC+2 in May: 02:30 there is 00:30 UTC.
+        (
+            {**SUNDAY_WINDOW, "timezone": "Europe/Berlin"},
+            "2024-05-05T00:30:00Z",
+            True,
+            "2024-05-12T02:00+02:00",
+        ),
+        (
+            {**SUNDAY_WINDOW, "timezone": "-05:00"},
+            "2024-05-05T07:30:00Z",
+            True,
+            "2024-05-12T02:00-05:00",
+        ),
+        # Two days: Saturday's window is next after Wednesday's.
+        (
+            {"weekdays": ["wed", "saturday"], "start": "22:00", "end": "23:30"},
+            "2024-05-08T23:30:00Z",
+            False,
+            "2024-05-11T22:00+00:00",
+        ),
+    ],
+)
+def test_window_gate_says_where_now_stands(spec, now, inside, next_start):
+    window = parse_drill_window(spec, option="maintenance_window")
+    finding = window_gate(window, _at(now), ignore=False)
+
+    assert finding.details["inside_window"] is inside
+    assert finding.details["next_window"] == next_start
+    assert finding.status == ("ok" if inside else "unknown")
+
+
+def test_the_default_is_the_guides_sunday_window():
+    window = parse_drill_window(None, option="maintenance_window")
+    inside = window_gate(
+        window, datetime(2024, 5, 5, 3, tzinfo=timezone.utc), ignore=False
+    )
+    outside = window_gate(window, _at("2024-05-06T10:00:00Z"), ignore=True)
+
+    assert window.label == "Sunday 02:00-04:00 UTC"
+    assert inside.message == (
+        "Inside the maintenance window Sunday 02:00-04:00 UTC (ends "
+        "2024-05-05T04:00+00:00)"
+    )
+    assert (outside.status, outside.message) == (
+        "ok",
+        "Outside the maintenance window Sunday 02:00-04:00 UTC; the next one starts "
+        "2024-05-12T02:00+00:00; overridden with ignore_window",
+    )
+
+
+def test_the_window_lasts_its_duration_across_a_clock_change():
+    # London moves to BST at 01:00 UTC on 2024-03-31: 00:30-02:30 local is
+    # two hours of elapsed time, so it ends at 03:30 on the wall clock.
+    spec = {"weekdays": ["sunday"], "start": "00:30", "end": "02:30"}
+    window = parse_drill_window({**spec, "timezone": "Europe/London"}, option="w")
+    finding = window_gate(window, _at("2024-03-31T02:15:00Z"), ignore=False)
+
+    assert finding.message == (
+        "Inside the maintenance window Sunday 00:30-02:30 Europe/London (ends "
+        "2024-03-31T03:30+01:00)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"weekdays": ["someday"]},
+            "Option 'w.weekdays[0]' must be a day of the week such as 'sunday'; "
+            "got 'someday'",
+        ),
+        (
+            {"start": "2am"},
+            "Option 'w.start' must be a time of day as \"HH:MM\", in quotes; got '2am'",
+        ),
+        (
+            {"end": "24:00"},
+            "Option 'w.end' must be a time of day as \"HH:MM\", in quotes; got '24:00'",
+        ),
+        (
+            {"start": "02:00", "end": "02:00"},
+            "Option 'w' must have an end different from its start; got "
+            "{'weekdays': ['sunday'], 'start': '02:00', 'end': '02:00', "
+            "'timezone': 'UTC'}",
+        ),
+        (
+            {"timezone": "Mars/Olympus"},
+            "Option 'w.timezone' is not a known IANA time zone name such as "
+            "'Europe/London' (names are case-sensitive; if the name is right, "
+            "install the tzdata package); got 'Mars/Olympus'",
+        ),
+        (
+            {"timezone": "+25:00"},
+            "Option 'w.timezone' must be an offset under 24 hours; got '+25:00'",
+        ),
+        ({"weekdays": []}, "Option 'w.weekdays' must name at least one day; got []"),
+    ],
+)
+def test_bad_windows(spec, message):
+    with pytest.raises(OptionError) as caught:
+        parse_drill_window(spec, option="w")
+    assert str(caught.value) == message

@@ -60,7 +60,8 @@ def test_parse_since(since, seconds, text):
         ("0h", "Option 'since' must be a duration above zero; got '0h'"),
         (
             "yesterday",
-            "Option 'since' must be an ISO 8601 date and time; got 'yesterday'",
+            "Option 'since' must be an ISO 8601 date and time such as "
+            "'2024-06-02T02:30:00+01:00'; got 'yesterday'",
         ),
         (
             "2024-05-07T00:00:00Z",
