@@ -515,7 +515,11 @@ def _say_younger(
         f"cover only part of its {hours:g} h and the earlier lines went with the "
         f"pods they replaced ({listed})"
     )
-    late = [t.name for c, t in measured_targets if c.shortfall == LATE]
+    late = [
+        t.name
+        for c, t in measured_targets
+        if c.shortfall == LATE and _judge(threshold, c.share) != OK
+    ]
     if late:
         finding.message += (
             f"; the logs of {', '.join(sorted(late))} start late for another "

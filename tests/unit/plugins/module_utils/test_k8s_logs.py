@@ -246,6 +246,11 @@ def test_a_young_pod_is_no_worse_than_a_warning_but_a_late_log_keeps_its_status(
         "; the logs of trm-app-old/app start late for another reason (rotated, or "
         "a restart whose previous log was not read)"
     )
+    # A log that starts late but within the thresholds is not named.
+    nearly = [_read("trm-app-full", "2024-05-01T00:00:00Z", NOW - 23 * HOUR)]
+    quiet = coverage_finding(young + nearly, window, threshold)
+    assert quiet.status == "warning"
+    assert "start late" not in quiet.message
 
 
 def test_a_pod_started_minutes_into_the_window_still_covers_it():
