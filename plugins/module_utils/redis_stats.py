@@ -118,13 +118,15 @@ def run_redis_stats(params: dict) -> dict:
     sentinel = sentinel_from_params(params)
     result = CheckResult(metrics=dict.fromkeys(METRIC_KEYS))
     target = None if sentinel else settings
+    began = time.monotonic()
     try:
         if sentinel is not None:
             target = settings.at(*discover_primary(sentinel, settings))
         obs = observe(target, options)
     except RedisCallError as error:
         result.metrics["up"] = 0
-        result.add(unreachable(error, target, sentinel))
+        elapsed = time.monotonic() - began
+        result.add(unreachable(error, target, sentinel, elapsed=elapsed))
         return result.to_dict(subject(target, sentinel))
     result.metrics["up"] = 1
     result.metrics["connect_ms"] = round(obs.connect_seconds * 1000, 3)
@@ -362,15 +364,25 @@ def unreachable(
     error: RedisCallError,
     target: RedisSettings | None,
     sentinel: SentinelSettings | None,
+    *,
+    elapsed: float | None = None,
 ) -> Finding:
-    """The one finding of a call that could not talk to Redis."""
+    """The one finding of a call that could not talk to Redis.
+
+    ``elapsed`` is how long the call tried, which shows that a timeout was kept.
+    """
     template = CONNECT_ACTIONS.get(error.kind, CONNECT_ACTIONS["connection"])
     address = target.address if target else sentinel.shown
     timeout = target.timeout if target else 0
+    details = {
+        **server_details(target, sentinel),
+        "error": error.kind,
+        "elapsed_seconds": None if elapsed is None else round(elapsed, 3),
+    }
     return Finding(
         "ping",
         CRITICAL if error.server_down else UNKNOWN,
         str(error),
         action=template.format(address=address, timeout=timeout),
-        details={**server_details(target, sentinel), "error": error.kind},
+        details=details,
     )

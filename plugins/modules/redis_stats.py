@@ -419,6 +419,13 @@ checks:
           V(permission), V(loading), V(sentinel), V(connection), V(response).
       type: str
       sample: timeout
+    elapsed_seconds:
+      description:
+        - On V(ping) when the server could not be reached, the seconds spent
+          trying, from the first connection attempt to the failure. A server
+          that does not answer is given up after about O(timeout) seconds.
+      type: float
+      sample: 5.004
     keyspace_hits:
       description:
         - On the hit rate findings, the hits counted (over the interval for

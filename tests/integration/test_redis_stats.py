@@ -9,9 +9,12 @@ or from INFO as redis-cli prints it, parsed by the test.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import threading
+import time
 
 import pytest
 
@@ -197,6 +200,94 @@ def test_memory_figures_match_info(ansible, fresh):
     assert usage["value"] == round(metrics["used_memory_bytes"] / total * 100, 2)
     # A nearly empty server: the ratio is reported, not judged.
     assert "not judged" in findings(result)["fragmentation"]["message"]
+
+
+def steady_ratio(server: RedisServer) -> float:
+    """The fragmentation ratio once it holds still (the allocator frees pages late).
+
+    After a FLUSHALL, jemalloc hands freed pages back over some seconds, and the
+    ratio falls with them; a ratio judged mid-fall would not be the one read.
+    """
+    seen: list = []
+
+    def steady() -> bool:
+        seen.append(float(server.info("memory")["mem_fragmentation_ratio"]))
+        time.sleep(0.5)
+        return len(seen) > 2 and max(seen[-3:]) <= min(seen[-3:]) * 1.05
+
+    wait_for(steady, timeout=60, what="a steady fragmentation ratio")
+    return seen[-1]
+
+
+def _range_status(value: float, normal: tuple, investigate: tuple) -> str:
+    """The guide's rule for ranges, written out here: normal ok, investigate warn."""
+    if not investigate[0] <= value <= investigate[1]:
+        return "critical"
+    return "ok" if normal[0] <= value <= normal[1] else "warning"
+
+
+def test_fragmentation_is_judged_against_the_server_s_own_ratio(ansible, fresh):
+    with fresh.client() as client:
+        client.mset({f"blob:{index}": "x" * 1000 for index in range(2000)})
+    before = steady_ratio(fresh)
+    result = ansible.module(
+        MODULE, args(fresh, checks=["memory"], fragmentation_min_used_mb=0)
+    )
+    info = fresh.info("memory")
+    after = float(info["mem_fragmentation_ratio"])
+
+    finding = findings(result)["fragmentation"]
+    metric = result["metrics"]["mem_fragmentation_ratio"]
+    assert finding["value"] == metric
+    # Redis refreshes the ratio in its cron; the module read it between ours.
+    assert min(before, after) * 0.9 <= metric <= max(before, after) * 1.1
+    assert "not judged" not in finding["message"]
+    assert (finding["normal"], finding["investigate"]) == ([1.0, 1.5], [0.9, 2.0])
+    assert finding["status"] == _range_status(metric, (1.0, 1.5), (0.9, 2.0))
+    assert finding["rss_bytes"] == pytest.approx(int(info["used_memory_rss"]), rel=0.1)
+    assert finding["used_memory_bytes"] == pytest.approx(
+        int(info["used_memory"]), rel=0.05
+    )
+
+
+@pytest.mark.parametrize(
+    ("normal", "investigate", "status", "action"),
+    [
+        ((0.5, 2), (0.25, 4), "ok", None),
+        ((0, 0.5), (0, 4), "warning", "fragmented"),
+        ((0, 0.25), (0, 0.5), "critical", "fragmented"),
+        ((2, 4), (0.5, 8), "warning", "swap"),
+    ],
+)
+def test_fragmentation_ranges_around_the_server_s_ratio(
+    ansible, fresh, normal, investigate, status, action
+):
+    # Ranges at twice or half the measured ratio, so its drift cannot matter.
+    ratio = steady_ratio(fresh)
+    spec = {
+        "normal": [round(ratio * bound, 3) for bound in normal],
+        "investigate": [round(ratio * bound, 3) for bound in investigate],
+    }
+    result = ansible.module(
+        MODULE,
+        args(
+            fresh,
+            checks=["memory"],
+            fragmentation_min_used_mb=0,
+            fragmentation_ratio=spec,
+        ),
+    )
+    finding = findings(result)["fragmentation"]
+    assert finding["value"] == pytest.approx(ratio, rel=0.25)
+    assert (finding["normal"], finding["investigate"]) == (
+        spec["normal"],
+        spec["investigate"],
+    )
+    assert finding["status"] == status, finding["message"]
+    if action is None:
+        assert finding["action"] is None
+    else:
+        assert action in finding["action"].lower()
 
 
 def test_check_mode_runs_the_same_read_only_checks(ansible, fresh):
@@ -503,18 +594,32 @@ def test_nothing_listening_is_critical(ansible):
 
 
 def test_a_port_that_never_answers_times_out(ansible):
+    timeout, margin = 1, 0.5
+    # The same task against a closed port fails at once: Ansible's own time.
+    began = time.monotonic()
+    refused = ansible.module(MODULE, {"login_host": LOOPBACK, "login_port": 1})
+    baseline = time.monotonic() - began
     silent = SilentServer()
     try:
+        began = time.monotonic()
         result = ansible.module(
             MODULE,
-            {"login_host": LOOPBACK, "login_port": silent.port, "timeout": 1},
+            {"login_host": LOOPBACK, "login_port": silent.port, "timeout": timeout},
         )
+        wall = time.monotonic() - began
     finally:
         silent.close()
     ping = findings(result)["ping"]
     assert (result["status"], ping["error"]) == ("critical", "timeout")
     assert "within 1 s (the timeout)" in ping["message"]
     assert silent.accepted, "the module never connected"
+    # One timeout, no retry: the module gives up once the timeout has passed.
+    elapsed = ping["elapsed_seconds"]
+    assert timeout <= elapsed < timeout + margin, elapsed
+    assert findings(refused)["ping"]["elapsed_seconds"] < margin
+    # Around the whole task: Ansible's time plus the timeout, with room for a
+    # busy machine, and never less than what the module reported.
+    assert elapsed <= wall < baseline + timeout + 3, (wall, baseline, elapsed)
 
 
 def test_fail_on_turns_an_unreachable_server_into_a_failed_task(ansible):
@@ -693,8 +798,9 @@ def test_a_replica_reports_its_link_and_lag(ansible, pair):
     assert found["replication_lag"]["value"] == expected == 0
 
 
-def test_a_primary_reports_its_replicas(ansible, pair):
+def test_a_primary_reports_its_replicas(ansible, pair, quiet_pings):
     primary, replica = pair
+    offsets = settle(primary, replica)
     result = ansible.module(
         MODULE,
         args(
@@ -710,11 +816,92 @@ def test_a_primary_reports_its_replicas(ansible, pair):
         f"{LOOPBACK}:{replica.port}",
         "online",
     )
-    info = primary.info("replication")
-    offset = int(info["master_repl_offset"])
-    # The primary pings its replicas every 10 s, which moves the offset.
-    assert 0 <= findings(result)["replication_lag"]["value"] <= offset
+    # Nothing moved the primary's offset between the test's reads and the module's.
+    offset = int(primary.info("replication")["master_repl_offset"])
+    assert offset == offsets["primary"]
+    # Settled: the replica applied and acknowledged every byte.
+    expected = offsets["primary"] - offsets["replica"]
+    lag = findings(result)["replication_lag"]
+    assert (lag["value"], lag["master_repl_offset"]) == (expected, offset)
+    assert entry["offset"] == offsets["replica"]
+    assert entry["offset_lag_bytes"] == expected
+    assert result["metrics"]["replication_lag_bytes"] == expected
     assert result["metrics"]["connected_replicas"] == 1
+
+
+def _replica_offset(info: dict) -> int:
+    """The offset a primary's INFO gives for its first replica (``slave0``)."""
+    fields = dict(item.split("=", 1) for item in info["slave0"].split(","))
+    return int(fields["offset"])
+
+
+def settle(primary: RedisServer, replica: RedisServer) -> dict:
+    """Wait until the replica applied and acknowledged everything; the offsets."""
+    seen: dict = {}
+
+    def caught_up() -> bool:
+        ours = primary.info("replication")
+        theirs = replica.info("replication")
+        seen["primary"] = int(ours["master_repl_offset"])
+        seen["acknowledged"] = _replica_offset(ours)
+        seen["replica"] = int(theirs["slave_repl_offset"])
+        return seen["primary"] == seen["acknowledged"] == seen["replica"]
+
+    wait_for(caught_up, timeout=30, what="the replica to catch up")
+    return seen
+
+
+@pytest.fixture
+def quiet_pings(pair):
+    """No PINGs from the primary to its replicas: only writes move the offset."""
+    primary, _replica = pair
+    with primary.client() as client:
+        client.config_set("repl-ping-replica-period", 3600)
+    yield
+    with primary.client() as client:
+        client.config_set("repl-ping-replica-period", 10)
+
+
+def test_a_stalled_replica_s_lag_is_the_bytes_it_has_not_acknowledged(
+    ansible, pair, quiet_pings
+):
+    primary, replica = pair
+    with primary.client() as client:
+        # A first write after the sync also sends SELECT; get it out of the way.
+        client.set("before-the-stall", 1)
+    applied = settle(primary, replica)["replica"]
+    payload = "x" * 5000
+    os.kill(replica.pid, signal.SIGSTOP)
+    try:
+        with primary.client() as client:
+            client.set("written-while-stalled", payload)
+        before = primary.info("replication")
+        result = ansible.module(
+            MODULE,
+            args(primary, checks=["replication"], replication_lag={"warning": 4096}),
+        )
+        after = primary.info("replication")
+    finally:
+        os.kill(replica.pid, signal.SIGCONT)
+
+    offset = int(before["master_repl_offset"])
+    assert int(after["master_repl_offset"]) == offset, "something else wrote"
+    assert _replica_offset(before) == applied
+    expected = offset - applied
+    # The SET as the replication stream carries it, and nothing else.
+    assert expected == len(
+        f"*3\r\n$3\r\nSET\r\n$21\r\nwritten-while-stalled\r\n$5000\r\n{payload}\r\n"
+    )
+    lag = findings(result)["replication_lag"]
+    assert (lag["value"], lag["master_repl_offset"]) == (expected, offset)
+    assert lag["status"] == "warning"
+    assert lag["message"] == (
+        f"Largest replica offset lag is {expected} B, above the warning threshold "
+        "of 4096 B"
+    )
+    (entry,) = findings(result)["replicas"]["replicas"]
+    assert (entry["offset"], entry["offset_lag_bytes"]) == (applied, expected)
+    settle(primary, replica)
 
 
 def test_sentinel_names_the_primary_to_check(ansible, ctx, pair):
