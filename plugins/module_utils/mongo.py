@@ -394,6 +394,15 @@ class MongoSession:
             )
             return list(cursor)
 
+    def aggregate_database(self, database: str, pipeline: list) -> list[dict]:
+        """Run ``pipeline`` on ``database`` itself (``aggregate: 1``)."""
+        first = next(iter(pipeline[0]), "aggregate") if pipeline else "aggregate"
+        with mapped_errors(first, self.target):
+            cursor = self.client[database].aggregate(
+                pipeline, maxTimeMS=self.max_time_ms
+            )
+            return list(cursor)
+
     def hello(self) -> dict:
         """Return the server's ``hello`` answer, asked once per session."""
         if self._hello is None:

@@ -34,11 +34,13 @@ from ansible_collections.trm.maintenance.plugins.module_utils.mongo_replication 
     check_replication,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.mongo_storage import (
+    all_collection_sizes,
     check_capacity,
     check_collections,
     collection_stats,
     list_collections,
     parse_size,
+    sample,
 )
 from ansible_collections.trm.maintenance.plugins.module_utils.mongo_usage import (
     check_index_usage,
@@ -54,6 +56,10 @@ from ansible_collections.trm.maintenance.plugins.module_utils.thresholds import 
 )
 
 SUBJECT = "MongoDB health"
+# How many of the largest collections have their index counters read: one
+# aggregate, and the collections that matter most for a review.
+DEFAULT_SAMPLE = 100
+_UNSIZED = {"data_bytes": 0, "storage_bytes": 0}
 # The longest look-back in days (100 years): beyond it a date cannot be computed.
 MAX_DAYS = 36500
 CHECKS = (
@@ -102,6 +108,7 @@ class HealthSettings:
     capacity_target: float
     history: list
     top_collections: int
+    sample_collections: int
     top_slow_queries: int
     slow_query_days: float
     unused_index_days: float
@@ -132,6 +139,7 @@ def health_settings(params: dict, *, history: list | None = None) -> HealthSetti
         capacity_target=_percent(params, "capacity_target", 70.0),
         history=history or [],
         top_collections=int(_positive(params, "top_collections", 10)),
+        sample_collections=_sample_size(params),
         top_slow_queries=int(_positive(params, "top_slow_queries", 10)),
         slow_query_days=_days(params, "slow_query_days", 7.0),
         unused_index_days=_days(params, "unused_index_days", 7.0),
@@ -158,6 +166,16 @@ def _positive(params: dict, option: str, default: float) -> float:
     ):
         raise OptionError(option, value, "must be a number above 0")
     return float(value)
+
+
+def _sample_size(params: dict) -> int:
+    value = params.get("sample_collections")
+    value = DEFAULT_SAMPLE if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise OptionError(
+            "sample_collections", value, "must be a whole number from 1 to 1000"
+        )
+    return value
 
 
 def _days(params: dict, option: str, default: float) -> float:
@@ -233,14 +251,53 @@ class HealthContext:
             f"collections:{database}", lambda: list_collections(self.session, database)
         )
 
+    def all_sizes(self) -> dict | None:
+        """Sizes of every collection in scope from one command, or None where the
+        server cannot answer that way."""
+        return self.once(
+            "all_sizes",
+            lambda: all_collection_sizes(
+                self.session, [entry["name"] for entry in self.databases()]
+            ),
+        )
+
     def collection_stats(self, database: str) -> list:
         """Size statistics of every collection of ``database``, largest first."""
+        sizes = self.all_sizes()
+        if sizes is not None:
+            return sizes.get(database, [])
         return self.once(
             f"stats:{database}",
             lambda: collection_stats(
                 self.session, database, self.collections(database)
             ),
         )
+
+    def sampled(self) -> dict:
+        """The largest ``sample_collections`` collections in scope, by database.
+
+        Where the sizes are refused, the first collections by name stand in.
+        """
+        names = [entry["name"] for entry in self.databases()]
+        try:
+            stats = {name: self.collection_stats(name) for name in names}
+        except Refused:
+            stats = {
+                name: [
+                    {"database": name, "collection": collection, **_UNSIZED}
+                    for collection in self.collections(name)
+                ]
+                for name in names
+            }
+        return sample(stats, self.settings.sample_collections)
+
+    def collections_total(self) -> int:
+        """How many user collections the databases in scope hold."""
+        names = [entry["name"] for entry in self.databases()]
+        try:
+            return sum(len(self.collection_stats(name)) for name in names)
+        except Refused:
+            return sum(len(self.collections(name)) for name in names)
 
 
 def read_history(params: dict, *, warn: Callable[[str], None]) -> list:

@@ -260,13 +260,13 @@ def check_index_usage(context: Any, result: CheckResult) -> None:
     """Indexes with no use since their counters started, long enough ago."""
     days = context.settings.unused_index_days
     cutoff = context.now - timedelta(days=days)
+    sampled = context.sampled()
     rows = [
         row
-        for entry in context.databases()
-        for row in index_stats(
-            context.session, entry["name"], context.collections(entry["name"])
-        )
+        for database, names in sampled.items()
+        for row in index_stats(context.session, database, names)
     ]
+    read, total = sum(len(n) for n in sampled.values()), context.collections_total()
     judged = [row for row in rows if row["index"] != "_id_" and not row["building"]]
     unused, recent = [], []
     for row in judged:
@@ -288,8 +288,14 @@ def check_index_usage(context: Any, result: CheckResult) -> None:
             "not_judged": [_index_entry(row) for row in recent[:50]],
             "indexes_total": len(rows),
             "cutoff": plain(cutoff),
+            "collections_sampled": read,
+            "collections_total": total,
         },
     )
+    if read < total:
+        finding.message += (
+            f"; index counters read for the {read} largest of {total} collections"
+        )
     if recent:
         finding.message += (
             f"; {len(recent)} more unused since their counters restarted less "

@@ -3,9 +3,10 @@
 mockupdb speaks MongoDB's wire protocol on a loopback port, in this process.
 ``FakeMongo`` answers every command from a ``Server`` description, in the
 shapes MongoDB 7.0 returns (hello, serverStatus, replSetGetStatus, currentOp,
-$collStats, $indexStats, system.profile, the oplog, compact), and records each
-command it received. It knows only what these tests need: an aggregate may use
-$collStats or $indexStats, $addFields, $project and $unionWith; a find may sort
+$collStats, $indexStats, $_internalAllCollectionStats, system.profile, the oplog,
+compact), and records each command it received. It knows only what these tests
+need: an aggregate may use $collStats, $indexStats or (on admin)
+$_internalAllCollectionStats, $addFields, $project and $unionWith; a find may sort
 and limit. Anything else is answered the way MongoDB answers an unknown
 command (CommandNotFound, code 59), so a test never waits on a silent server.
 """
@@ -26,6 +27,7 @@ WIRE_VERSION_7_0 = 21
 UNAUTHORIZED = (13, "Unauthorized")
 COMMAND_NOT_FOUND = (59, "CommandNotFound")
 AUTHENTICATION_FAILED = (18, "AuthenticationFailed")
+ALL_STATS = "$_internalAllCollectionStats"
 
 
 def naive(moment: datetime) -> datetime:
@@ -75,6 +77,8 @@ class Server:
     operations: list = field(default_factory=list)
     refuse: dict = field(default_factory=dict)  # command -> (code, codeName)
     counts: dict = field(default_factory=dict)  # collection -> n
+    # Whether admin runs $_internalAllCollectionStats (MongoDB 6.0 and later).
+    all_collection_stats: bool = True
 
 
 def collection_stats_doc(database: str, coll: Collection, now: datetime) -> dict:
@@ -496,6 +500,14 @@ class FakeMongo:
         raise KeyError(f"{database}.{name}")
 
     def _aggregate(self, database: str, doc: dict) -> dict:
+        first = next(iter(doc["pipeline"][0])) if doc["pipeline"] else None
+        if first == ALL_STATS and not self.state.all_collection_stats:
+            return {
+                "ok": 0.0,
+                "errmsg": f"Unrecognized pipeline stage name: '{ALL_STATS}'",
+                "code": 40324,
+                "codeName": "Location40324",
+            }
         rows = self._pipeline(database, doc["aggregate"], doc["pipeline"])
         return {
             "cursor": {
@@ -515,6 +527,12 @@ class FakeMongo:
                     collection_stats_doc(
                         database, self._collection(database, name), self.state.now
                     )
+                ]
+            elif operator == ALL_STATS and database == "admin" and name == 1:
+                rows = [
+                    collection_stats_doc(db, coll, self.state.now)
+                    for db, collections in self.state.databases.items()
+                    for coll in collections
                 ]
             elif operator == "$indexStats":
                 rows = [

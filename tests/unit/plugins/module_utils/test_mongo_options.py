@@ -160,3 +160,12 @@ def test_look_back_days_within_bounds_are_kept():
     settings = health_settings({"slow_query_days": 36500, "unused_index_days": 0.5})
 
     assert (settings.slow_query_days, settings.unused_index_days) == (36500.0, 0.5)
+
+
+@pytest.mark.parametrize("value", [0, -5, 1001, True, 2.5])
+def test_a_sample_size_out_of_bounds_names_the_option(value):
+    with pytest.raises(OptionError) as raised:
+        health_settings({"sample_collections": value})
+
+    assert (raised.value.option, raised.value.value) == ("sample_collections", value)
+    assert "must be a whole number from 1 to 1000" in str(raised.value)
