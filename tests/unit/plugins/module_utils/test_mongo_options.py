@@ -23,6 +23,7 @@ from ansible_collections.trm.maintenance.plugins.module_utils.mongo_health impor
 from ansible_collections.trm.maintenance.plugins.module_utils.mongo_metrics import (
     parse_counts,
 )
+from tests.unit.plugins.module_utils.mongo7 import encrypted_client_key
 
 BASE = {
     "login_port": 27017,
@@ -169,3 +170,25 @@ def test_a_sample_size_out_of_bounds_names_the_option(value):
 
     assert (raised.value.option, raised.value.value) == ("sample_collections", value)
     assert "must be a whole number from 1 to 1000" in str(raised.value)
+
+
+def test_a_passphrase_that_does_not_decrypt_the_key_names_it(tmp_path):
+    params = {
+        **BASE,
+        "login_host": "db1",
+        "tls": True,
+        "client_cert_file": encrypted_client_key(tmp_path),
+        "client_cert_password": "wrong-pass",
+    }
+
+    with pytest.raises(OptionError) as raised:
+        MongoSession(params)
+
+    assert raised.value.option == "client_cert_password"
+    assert raised.value.value == "********"
+    assert "wrong-pass" not in str(raised.value)
+    assert str(raised.value).startswith(
+        "Option 'client_cert_password' does not decrypt the key in client_cert_file"
+    )
+    with MongoSession({**params, "client_cert_password": "right-pass"}) as session:
+        assert session.target == "mongodb://db1:27017/"
