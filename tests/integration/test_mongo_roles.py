@@ -324,8 +324,13 @@ def test_the_review_reads_the_look_back_days_it_is_given(ansible, tmp_path):
     variables = {
         "mongo_checks_slow_query_days": 0.1,  # 2 h 24 min: the 3 h old entry is out
         "mongo_checks_unused_index_days": 45,  # status_1 has counted for 30 days
+        "mongo_checks_sample_collections": 1,  # referrals, not the smaller jobs
     }
-    with FakeMongo(stand_in()) as fake:
+    server = stand_in()
+    server.databases["trm"].append(
+        Collection("jobs", 10, 4096, 8192, 4096, indexes=[Index("type_1", {"t": 1})])
+    )
+    with FakeMongo(server) as fake:
         _run, weekly = run_role(
             ansible, tmp_path, "weekly", {"mongo_checks_uri": fake.uri, **variables}
         )
@@ -340,6 +345,9 @@ def test_the_review_reads_the_look_back_days_it_is_given(ansible, tmp_path):
     assert checks["slow_queries"]["slowest"] == []
     assert checks["index_usage"]["status"] == "ok"
     assert checks["index_usage"]["unused"] == []
+    sampled = checks["index_usage"]
+    assert (sampled["collections_sampled"], sampled["collections_total"]) == (1, 2)
+    assert sampled["indexes_total"] == 3  # the three indexes of referrals
 
 
 @pytest.mark.parametrize(
