@@ -255,6 +255,8 @@ def run_role(ansible, tmp_path: Path, variables: dict, *args: str) -> tuple:
             "vars": {
                 "ansible_python_interpreter": sys.executable,
                 "maintenance_cadence": "weekly",
+                # The window guard has tests of its own below.
+                "platform_commands_allow_outside_window": True,
                 **variables,
             },
             "tasks": [
@@ -430,3 +432,93 @@ def test_a_command_with_its_own_folder_runs_without_an_app_dir(
     assert run.rc == 0, run.stdout + run.stderr
     assert summary(entries) == [("Clear the application cache", "ok")]
     assert ran(app_dir) == ["cache-clear"]
+
+
+# The maintenance window guards the commands that change the platform
+
+# Sunday 2026-12-06 02:30 UTC is inside the weekly window; Thursday is not.
+IN_WINDOW = "2026-12-06T02:30:00+00:00"
+OUT_OF_WINDOW = "2026-12-03T11:00:00+00:00"
+
+
+def guarded(app_dir: Path, now: str, **variables) -> dict:
+    """Role variables that let the shared windows decide at ``now``."""
+    return {
+        "maintenance_cadence": "monthly",
+        "platform_commands_app_dir": str(app_dir),
+        "platform_commands_list": COMMANDS,
+        "platform_commands_allow_outside_window": False,
+        "maintenance_guard_now": now,
+        "maintenance_guard_timezone": "UTC",
+        **variables,
+    }
+
+
+def test_outside_the_window_changing_commands_are_skipped_with_the_reason(
+    ansible, app_dir, tmp_path
+):
+    run, entries = run_role(ansible, tmp_path, guarded(app_dir, OUT_OF_WINDOW))
+    assert run.rc == 0, run.stdout + run.stderr
+    assert ran(app_dir) == ["index-health"]
+    assert [(e["section"], e["task"]) for e in entries] == [
+        (
+            "Maintenance window",
+            "Check the maintenance window before the platform commands",
+        ),
+        ("Platform commands", "Run db-indexes"),
+        ("Platform commands", "Check the database index health"),
+    ]
+    assert entries[0]["result"]["status"] == "warning"
+    reason = entries[1]["result"]["skip_reason"]
+    assert reason.startswith(
+        "db-indexes was not run: it changes the platform and waits for a "
+        "maintenance window. Outside the maintenance windows"
+    )
+    # Thursday 11:00 to the first Sunday of December, 02:00: 2 days 15 hours.
+    assert reason.endswith(
+        "the next, monthly, opens Sun 2026-12-06 02:00 UTC, in 2 d 15 h"
+    )
+    assert [e.kind for e in parse_entries(entries)] == ["check", "skipped", "check"]
+    assert entries[2]["result"]["status"] == "ok"
+
+
+def test_inside_the_window_changing_commands_run(ansible, app_dir, tmp_path):
+    run, entries = run_role(ansible, tmp_path, guarded(app_dir, IN_WINDOW))
+    assert run.rc == 0, run.stdout + run.stderr
+    assert ran(app_dir) == ["index-health"]
+    assert summary(entries) == [
+        ("Check the maintenance window before the platform commands", "ok"),
+        ("Run db-indexes", "critical"),  # bin/fail exits 4
+        ("Check the database index health", "ok"),
+    ]
+    assert entries[1]["result"]["metrics"]["rc"] == 4
+
+
+def test_inside_the_window_check_mode_plans_the_changing_commands(
+    ansible, app_dir, tmp_path
+):
+    run, entries = run_role(
+        ansible,
+        tmp_path,
+        guarded(app_dir, IN_WINDOW, maintenance_cadence="weekly"),
+        "--check",
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    assert ran(app_dir) == []
+    assert [(e["task"], e["result"].get("planned")) for e in entries] == [
+        ("Check the maintenance window before the platform commands", None),
+        ("Clear the application cache", True),
+        ("Warm the application cache", True),
+        ("Run db-indexes", True),
+    ]
+
+
+def test_read_only_commands_need_no_window(ansible, app_dir, tmp_path):
+    run, entries = run_role(
+        ansible,
+        tmp_path,
+        guarded(app_dir, OUT_OF_WINDOW, platform_commands_only=["index-health"]),
+    )
+    assert run.rc == 0, run.stdout + run.stderr
+    assert ran(app_dir) == ["index-health"]
+    assert summary(entries) == [("Check the database index health", "ok")]
