@@ -16,7 +16,7 @@ import yaml
 
 from lab.core import LOOPBACK, LabContext
 from tests.integration.conftest import lab_inventory
-from tests.integration.redis_servers import start_redis
+from tests.integration.redis_servers import RedisServer, start_redis
 
 PASSWORD = "pw-role-31c7"
 ROLE = "trm.maintenance.redis_checks"
@@ -257,6 +257,67 @@ def run_cadence(ansible, full_lab, tmp_path: Path, cadence: str, concern: str):
     return folder, json.loads((folder / "maintenance-log.json").read_text())
 
 
+def lab_server(record: dict) -> RedisServer:
+    """The lab's Redis, for the test's own INFO through redis-cli."""
+    pid = record["pids"][0]
+    return RedisServer("lab", record["port"], pid, Path(), record["password"])
+
+
+def assert_lab_health(found: dict, info: dict) -> None:
+    """The daily findings of the lab's Redis against INFO read by the test.
+
+    The lab's Redis has no maxmemory, no keys, no snapshots and no AOF, and
+    only the check itself is connected while it runs (as redis-cli is now).
+    """
+    total, used = int(info["total_system_memory"]), int(info["used_memory"])
+    memory = found["memory_usage"]
+    assert (memory["status"], memory["limit_source"]) == ("ok", "system_memory")
+    assert memory["limit_bytes"] == total
+    assert memory["used_memory_bytes"] == pytest.approx(used, rel=0.1)
+    # A percentage to two decimals: a few MiB of a host's memory rounds to 0.0.
+    assert memory["value"] == round(memory["used_memory_bytes"] / total * 100, 2)
+    assert memory["value"] == pytest.approx(used / total * 100, abs=0.01)
+    assert memory["warning"] == 80.0
+    fragmentation = found["fragmentation"]
+    assert fragmentation["status"] == "ok"
+    # Under 64 MiB in use the ratio is reported, not judged.
+    assert used < 64 * 1024 * 1024
+    assert "not judged" in fragmentation["message"]
+    assert fragmentation["value"] > 0
+    assert fragmentation["rss_bytes"] == pytest.approx(
+        int(info["used_memory_rss"]), rel=0.25
+    )
+    for name in ("evicted_keys", "blocked_clients", "rejected_connections"):
+        assert (found[name]["value"], found[name]["status"]) == (int(info[name]), "ok")
+    assert int(info["evicted_keys"]) == 0
+    clients = found["clients_usage"]
+    connected, limit = int(info["connected_clients"]), int(info["maxclients"])
+    assert (clients["connected_clients"], clients["maxclients"]) == (connected, limit)
+    assert clients["value"] == round(connected / limit * 100, 2)
+    assert clients["status"] == "ok"
+    saved = found["rdb_save_status"]
+    assert info["rdb_last_bgsave_status"] == "ok"
+    assert (saved["status"], saved["message"]) == ("ok", "The last RDB save succeeded")
+    assert saved["rdb_saves"] == int(info["rdb_saves"])
+    age = found["rdb_save_age"]
+    changes = int(info["rdb_changes_since_last_save"])
+    assert (age["status"], age["rdb_changes_since_last_save"]) == ("ok", changes)
+    assert age["last_save_time"] == int(info["rdb_last_save_time"])
+    now = int(info["server_time_usec"]) // 1_000_000
+    assert age["age_seconds"] == pytest.approx(now - age["last_save_time"], abs=60)
+    if changes:
+        assert "save is empty" in age["message"]
+    else:
+        assert age["message"].startswith("No changes since the last RDB save")
+    aof = found["aof_write_status"]
+    assert info["aof_enabled"] == "0"
+    assert (aof["status"], aof["message"], aof["aof_enabled"]) == (
+        "ok",
+        "AOF is off",
+        False,
+    )
+
+
 def test_the_cadence_playbooks_show_the_redis_sections(ansible, full_lab, tmp_path):
     record = full_lab["servers"]["redis"]
     folder, daily = run_cadence(
@@ -267,6 +328,7 @@ def test_the_cadence_playbooks_show_the_redis_sections(ansible, full_lab, tmp_pa
     assert entry["status"] == "ok", entry["summary"]
     assert (found["ping"]["port"], found["ping"]["role"]) == (record["port"], "primary")
     assert daily["metrics"]["redis.up"] == 1
+    assert_lab_health(found, lab_server(record).info("everything"))
     markdown = (folder / "maintenance-log.md").read_text()
     assert "Check that Redis answers PING and is healthy" in markdown
     assert record["password"] not in markdown
