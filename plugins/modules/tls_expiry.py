@@ -136,7 +136,7 @@ notes:
     available. Whenever the served chain cannot be read, the result says so
     (RV(certificates[].chain_available) is false and
     RV(certificates[].chain_note) says why), a warning names the endpoints,
-    and only the leaf is judged: no intermediate is guessed at.
+    and only the leaf is judged; no intermediate is guessed at.
   - For files, the chain is not verified against a trust store; only the order
     of a bundle is checked, each certificate signed by the next.
   - Rank and first expiry cover the leaf and the certificates above it that
