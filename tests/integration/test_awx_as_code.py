@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -191,9 +192,18 @@ def test_build_context_holds_the_declared_requirements(build_context):
     assert [entry["name"] for entry in galaxy["collections"]] == ["awx.awx"]
 
 
-def test_collection_in_the_context_installs_offline(build_context, tmp_path):
-    target = tmp_path / "collections"
-    proc = subprocess.run(
+def install_offline(build_context: Path, target: Path) -> subprocess.CompletedProcess:
+    """Install the context's copy of the collection into ``target``, as the image does.
+
+    The image build has no ansible.cfg of this checkout; with it, ansible-galaxy
+    finds the checkout's own copy already installed and installs nothing.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH")
+    }
+    return subprocess.run(
         [
             str(BIN / "ansible-galaxy"),
             "collection",
@@ -203,12 +213,18 @@ def test_collection_in_the_context_installs_offline(build_context, tmp_path):
             "--collections-path",
             str(target),
         ],
-        cwd=tmp_path,
+        cwd=target.parent,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_collection_in_the_context_installs_offline(build_context, tmp_path):
+    target = tmp_path / "collections"
+    proc = install_offline(build_context, target)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     installed = target / "ansible_collections" / "trm" / "maintenance"
     manifest = json.loads((installed / "MANIFEST.json").read_text())
@@ -226,21 +242,8 @@ def test_builder_introspection_finds_the_collection_requirements(
     build_context, tmp_path
 ):
     collections = tmp_path / "collections"
-    subprocess.run(
-        [
-            str(BIN / "ansible-galaxy"),
-            "collection",
-            "install",
-            "--offline",
-            str(build_context / "_build" / "trm.maintenance"),
-            "--collections-path",
-            str(collections),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
+    proc = install_offline(build_context, collections)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     pip_out, bindep_out = tmp_path / "pip.txt", tmp_path / "bindep.txt"
 
     subprocess.run(
