@@ -168,7 +168,7 @@ def test_containerfile_installs_the_python_and_system_requirements(build_context
     containerfile = (build_context / "Containerfile").read_text()
 
     assert 'ARG PYCMD="/usr/bin/python3.11"' in containerfile
-    assert 'ARG ANSIBLE_INSTALL_REFS="ansible-core>=2.17,<2.20 ansible-runner' in (
+    assert 'ARG ANSIBLE_INSTALL_REFS="ansible-core>=2.19,<2.20 ansible-runner' in (
         containerfile
     )
     assert "COPY _build/requirements.txt requirements.txt" in containerfile

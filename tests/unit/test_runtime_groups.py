@@ -66,7 +66,7 @@ def documented_options() -> dict:
 def test_requires_ansible_is_unchanged() -> None:
     runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
 
-    assert runtime["requires_ansible"] == ">=2.17.0"
+    assert runtime["requires_ansible"] == ">=2.19.0"
 
 
 def test_all_lists_every_module_once(groups: dict) -> None:
