@@ -282,7 +282,14 @@ def test_a_statefulset_is_scanned_by_kind_and_name(ansible, cluster):
 
     assert result["pods"] == [pod.metadata.name for pod in pods]
     assert result["metrics"]["errors"] == 2 * 5
-    assert [log["coverage_pct"] for log in result["logs"]] == [100.0, 100.0]
+    # Pods made seconds ago cover next to nothing of the 24 h window.
+    assert [log["coverage_pct"] for log in result["logs"]] == [0.0, 0.0]
+    assert [log["shortfall"] for log in result["logs"]] == [
+        "pod_younger_than_window"
+    ] * 2
+    coverage = next(check for check in result["checks"] if check["name"] == "coverage")
+    assert coverage["status"] == "warning"
+    assert coverage["younger_pods"] == result["pods"]
 
 
 def test_no_matching_pod_is_unknown(ansible, cluster):
@@ -313,7 +320,8 @@ def test_no_matching_pod_is_unknown(ansible, cluster):
         ),
         (
             {"since": "yesterday"},
-            "Option 'since' must be an ISO 8601 date and time; got 'yesterday'",
+            "Option 'since' must be an ISO 8601 date and time such as "
+            "'2024-06-02T02:30:00+01:00'; got 'yesterday'",
         ),
         (
             {"top_groups": ["logins"]},
