@@ -13,6 +13,8 @@ options:
   kubeconfig:
     description:
       - The kubeconfig to use, as a path or as a mapping with its content.
+      - The tokens, passwords and key data of a mapping are masked in the task's
+        output and never appear in a result.
       - When none of O(kubeconfig), O(context) and O(host) is set, the pod's service
         account is used inside a cluster, else the file named by E(KUBECONFIG) or
         C(~/.kube/config), as kubectl does.
