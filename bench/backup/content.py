@@ -36,7 +36,7 @@ def documents(name: str, target_bytes: int, seed: int) -> list:
     while size < target_bytes:
         # Half text that compresses, half random bytes that do not, as in
         # documents with free text and identifiers.
-        note = " ".join(rng.choice(STATUSES) for _ in range(rng.randint(20, 80)))
+        note = " ".join(rng.choice(STATUSES) for _word in range(rng.randint(20, 80)))
         blob = base64.b64encode(rng.randbytes(rng.randint(100, 500))).decode()
         raw = bson.encode(
             {

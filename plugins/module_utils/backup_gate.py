@@ -115,11 +115,11 @@ def _decision(value: Any) -> Decision | None:
         return None
     if not isinstance(value, dict) or not isinstance(value.get("open"), bool):
         raise OptionError(
-            DECISION, value, "must be a mapping with open (true or false) and message"
+            DECISION, value, "must be a mapping with open (true or false) and reason"
         )
     by = str(value.get("by") or "").strip() or "an earlier window check"
-    message = str(value.get("message") or "").strip()
-    return Decision(by, value["open"], message)
+    reason = str(value.get("reason") or "").strip()
+    return Decision(by, value["open"], reason)
 
 
 def _decided(decision: Decision) -> Passage:

@@ -23,7 +23,7 @@ description:
     time zone. When a guard such as the C(trm.maintenance.maintenance_guard) role
     has already decided, O(window_checked_by) names it and the module follows
     that decision; the result says why the compaction ran in
-    RV(window.allowed_by).
+    C(window.allowed_by).
   - It never touches a database that O(databases) does not list, and refuses
     C(admin), C(local) and C(config).
   - In check mode it returns the plan (what would be compacted and why) and

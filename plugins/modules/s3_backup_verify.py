@@ -250,8 +250,8 @@ options:
     description:
       - The decision of a maintenance-window check that ran before this task, such
         as the C(maintenance_guard) role's, which replaces this module's own window
-        gate. With C(open=false) the restore is refused with C(message).
-      - The result's C(restore_window) finding and RV(restore.window) repeat who
+        gate. With C(open=false) the restore is refused with C(reason).
+      - The result's C(restore_window) finding and C(restore.window) repeat who
         decided and why, so the report says why the restore ran.
       - Cannot be combined with O(maintenance_windows) or O(allow_outside_window).
     type: dict
@@ -266,7 +266,7 @@ options:
           - Whether the check allows disruptive work now.
         type: bool
         required: true
-      message:
+      reason:
         description:
           - The check's reason, such as the window that is open.
         type: str
@@ -611,7 +611,7 @@ ARGUMENT_SPEC = {
         "options": {
             "by": {"type": "str", "default": "an earlier window check"},
             "open": {"type": "bool", "required": True},
-            "message": {"type": "str", "default": ""},
+            "reason": {"type": "str", "default": ""},
         },
     },
     "max_restore_time": {"type": "str"},

@@ -591,7 +591,7 @@ def test_the_override_runs_the_restore_outside_the_window(ansible, lab):
 
 
 def test_a_window_decided_before_is_stated_in_the_result(ansible, lab):
-    decision = {"by": "maintenance_guard", "open": True, "message": "Inside weekly"}
+    decision = {"by": "maintenance_guard", "open": True, "reason": "Inside weekly"}
 
     result = verify(
         ansible, lab, "good", _check=True, **restore_args(lab, window_decision=decision)

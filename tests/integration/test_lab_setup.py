@@ -81,7 +81,10 @@ def test_python_without_ensurepip_needs_python3_venv_first(tmp_path: Path):
     env = {"PYTHONPATH": str(shadow)}
     assert (
         subprocess.run(
-            [sys.executable, "-c", "import ensurepip"], env=env, capture_output=True
+            [sys.executable, "-c", "import ensurepip"],
+            env=env,
+            capture_output=True,
+            check=False,
         ).returncode
         == 1
     )

@@ -134,7 +134,7 @@ def utc(*parts: int) -> datetime:
                 "window_decision": {
                     "by": "maintenance_guard",
                     "open": True,
-                    "message": "Inside the monthly window",
+                    "reason": "Inside the monthly window",
                 }
             },
             utc(2025, 3, 9, 5, 0),
@@ -180,7 +180,7 @@ def test_the_gate_says_whether_and_why(params, now, passage):
         (
             {"window_decision": {"open": "yes"}},
             "Option 'window_decision' must be a mapping with open (true or false) "
-            "and message; got {'open': 'yes'}",
+            "and reason; got {'open': 'yes'}",
         ),
         (
             {
