@@ -413,7 +413,9 @@ top_patterns:
       type: str
       sample: errors
     pattern:
-      description: The line with ids as C(<id>), addresses as C(<ip>), numbers as C(<n>), and secrets masked.
+      description:
+        - The line with ids as C(<id>), addresses as C(<ip>), numbers as C(<n>),
+          and secrets masked.
       type: str
       sample: >-
         ERROR ValidationError: referral ref-<n> is missing required field

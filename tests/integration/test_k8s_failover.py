@@ -298,7 +298,8 @@ def test_the_maintenance_window_gates_the_drill(ansible, cluster, now, status, c
         ),
         (
             {"health_check": {"url": "ftp://example.org/"}},
-            "Option 'health_check.url' must be an http:// or https:// URL; got 'ftp://example.org/'",
+            "Option 'health_check.url' must be an http:// or https:// URL; "
+            "got 'ftp://example.org/'",
         ),
         (
             {"health_check": {"url": "http://example.org/", "timeout": 0}},
